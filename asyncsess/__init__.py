@@ -1,0 +1,46 @@
+"""asyncsess: async-first sessions, sealed at rest, on memory, files, Redis, SQL and MongoDB."""
+
+from .exceptions import AccountError as AccountError
+from .exceptions import AsyncsessError as AsyncsessError
+from .exceptions import ConfigurationError as ConfigurationError
+from .exceptions import InvalidPassword as InvalidPassword
+from .exceptions import InvalidUsername as InvalidUsername
+from .exceptions import LoginThrottled as LoginThrottled
+from .exceptions import MissingDependency as MissingDependency
+from .exceptions import SessionConflict as SessionConflict
+from .exceptions import StoreError as StoreError
+from .exceptions import StoreUnavailable as StoreUnavailable
+from .exceptions import UnknownUser as UnknownUser
+from .exceptions import UserExists as UserExists
+from .manager import SessionManager as SessionManager
+from .session import Session as Session
+from .session import SessionInfo as SessionInfo
+from .stores._registry import open_store as open_store
+from .stores.base import Record as Record
+from .stores.base import Renewal as Renewal
+from .stores.base import Store as Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccountError",
+    "AsyncsessError",
+    "ConfigurationError",
+    "InvalidPassword",
+    "InvalidUsername",
+    "LoginThrottled",
+    "MissingDependency",
+    "Record",
+    "Renewal",
+    "Session",
+    "SessionConflict",
+    "SessionInfo",
+    "SessionManager",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "UnknownUser",
+    "UserExists",
+    "__version__",
+    "open_store",
+]

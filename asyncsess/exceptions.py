@@ -1,0 +1,101 @@
+"""Exceptions raised by asyncsess.
+
+Every error asyncsess raises derives from :class:`AsyncsessError`; driver
+errors are mapped to the most specific class here and chained (``from exc``)::
+
+    AsyncsessError
+    ├── ConfigurationError        a setting is missing or wrong: the message says what to fix
+    │   └── MissingDependency     a store's driver is not installed: the message names the extra
+    ├── StoreError                the store could not do what was asked
+    │   └── StoreUnavailable      the store did not answer in time, or refused the connection
+    ├── SessionConflict           a versioned update lost against a concurrent one
+    └── AccountError              an accounts operation was refused
+        ├── InvalidUsername       the username is empty, too long or has control characters
+        ├── InvalidPassword       the password is empty or too long
+        ├── UserExists            the (normalised) username is taken
+        ├── UnknownUser           no user has that username
+        └── LoginThrottled        too many login attempts: wait ``retry_after`` seconds
+
+``validate`` never raises for a bad token: it returns ``None``. A store failure
+is never turned into a valid session: it raises :class:`StoreUnavailable`
+(fail closed).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccountError",
+    "AsyncsessError",
+    "ConfigurationError",
+    "InvalidPassword",
+    "InvalidUsername",
+    "LoginThrottled",
+    "MissingDependency",
+    "SessionConflict",
+    "StoreError",
+    "StoreUnavailable",
+    "UnknownUser",
+    "UserExists",
+]
+
+
+class AsyncsessError(Exception):
+    """Root of every exception asyncsess raises."""
+
+
+class ConfigurationError(AsyncsessError, ValueError):
+    """A setting is missing or invalid; the message says what to change."""
+
+
+class MissingDependency(ConfigurationError, ImportError):
+    """A store's driver is not installed; the message names the extra to install."""
+
+
+class StoreError(AsyncsessError):
+    """The store failed to carry out an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached, refused the connection or timed out."""
+
+
+class SessionConflict(AsyncsessError):
+    """A versioned ``update`` found the session at another version than expected."""
+
+    def __init__(self, expected: int, actual: int | None) -> None:
+        self.expected = expected
+        self.actual = actual
+        found = "no longer exists" if actual is None else f"is at version {actual}"
+        super().__init__(
+            f"session update expected version {expected} but the session {found}; "
+            "validate again and retry with the new version"
+        )
+
+
+class AccountError(AsyncsessError):
+    """An accounts operation was refused."""
+
+
+class InvalidUsername(AccountError, ValueError):
+    """The username is not acceptable (empty, too long, control characters, not a str)."""
+
+
+class InvalidPassword(AccountError, ValueError):
+    """The password is not acceptable (empty, too long, not a str)."""
+
+
+class UserExists(AccountError):
+    """A user with this (normalised) username already exists."""
+
+
+class UnknownUser(AccountError, LookupError):
+    """No user has this username."""
+
+
+class LoginThrottled(AccountError):
+    """Too many login attempts for this username or client; retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: float, scope: str) -> None:
+        self.retry_after = retry_after
+        self.scope = scope
+        super().__init__(f"too many login attempts for this {scope}; retry in {retry_after:.1f} s")

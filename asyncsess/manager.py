@@ -1,0 +1,458 @@
+"""SessionManager: every session policy, once: tokens, expiry, sealing, renewal, background."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType, TracebackType
+from typing import Any, Self
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .config import duration, settings_from_env, settings_from_mapping
+from .exceptions import (
+    AsyncsessError,
+    ConfigurationError,
+    SessionConflict,
+    StoreError,
+    StoreUnavailable,
+)
+from .sealing import Keyring, SealError, normalize_secrets
+from .session import Session, SessionInfo
+from .stores._registry import open_store
+from .stores.base import Record, Renewal, Store
+from .tokens import is_well_formed, new_token, token_key
+
+__all__ = ["SessionManager"]
+
+log = logging.getLogger("asyncsess")
+
+#: A coroutine function taking ``task_status`` by keyword, as ``TaskGroup.start`` wants.
+BackgroundTask = Callable[..., Coroutine[Any, Any, None]]
+_UPDATE_RETRIES = 16
+
+
+class _FailClosed:
+    """Map any non-asyncsess exception escaping a store to a StoreError, chained."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, AsyncsessError):
+            return
+        kind = StoreUnavailable if isinstance(exc, OSError | TimeoutError) else StoreError
+        raise kind(f"session store failed: {type(exc).__name__}: {exc}") from exc
+
+
+_fail_closed = _FailClosed()
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class SessionManager:
+    """Create, validate, renew and revoke sessions on any store.
+
+    ``store`` is a URL (``memory://``, ``file:///path``, ``redis://host``,
+    ``sqlite+aiosqlite:///sessions.db``, ``postgresql+asyncpg://...``,
+    ``mongodb://host/db``) or a :class:`~asyncsess.stores.base.Store`. A store
+    built from a URL is closed by :meth:`aclose`; one passed in is not.
+
+    ``secret`` (str or bytes of at least 32 bytes, or a sequence of them,
+    newest first) keys the sealing of session data and user ids at rest
+    (``privacy_mode=True``, the default); it is required for persistent stores
+    except the file store, which can keep its own key file.
+
+    Sessions end after ``idle_timeout`` without use (sliding) and after
+    ``absolute_timeout`` in any case. A validate only writes when less than
+    ``renew_fraction`` of the idle timeout remains. ``clock`` returns seconds
+    since the epoch (``time.time`` by default). ``async with`` runs the
+    expiry sweeper every ``sweep_interval`` in a task group.
+    """
+
+    def __init__(
+        self,
+        store: str | Store = "memory://",
+        *,
+        secret: str | bytes | Sequence[str | bytes] | None = None,
+        idle_timeout: timedelta | float = timedelta(hours=1),
+        absolute_timeout: timedelta | float = timedelta(hours=24),
+        privacy_mode: bool = True,
+        clock: Callable[[], float] | None = None,
+        sweep_interval: timedelta | float = timedelta(minutes=1),
+        renew_fraction: float = 0.5,
+        sweep_batch: int = 500,
+        store_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(store, str):
+            self.store: Store = open_store(store, **(store_options or {}))
+            self._owns_store = True
+        elif isinstance(store, Store):
+            if store_options:
+                raise ConfigurationError("store_options only apply when store is a URL")
+            self.store, self._owns_store = store, False
+        else:
+            raise ConfigurationError(
+                f"store must be a URL or an asyncsess Store, not {type(store).__name__}"
+            )
+        self.idle_timeout = duration(idle_timeout, "idle_timeout")
+        self.absolute_timeout = duration(absolute_timeout, "absolute_timeout")
+        self.sweep_interval = duration(sweep_interval, "sweep_interval")
+        if not 0.0 <= renew_fraction <= 1.0:
+            raise ConfigurationError(f"renew_fraction must be within [0, 1], not {renew_fraction}")
+        if sweep_batch < 1:
+            raise ConfigurationError(f"sweep_batch must be at least 1, not {sweep_batch}")
+        self.renew_fraction = renew_fraction
+        self.sweep_batch = sweep_batch
+        self.privacy_mode = privacy_mode
+        self._clock = clock or time.time
+        self._sealed = privacy_mode and type(self.store).persistent
+        secrets = normalize_secrets(secret)
+        self._keyring = Keyring(secrets) if self._sealed and secrets else None
+        if self._sealed and self._keyring is None and not type(self.store).provides_secret:
+            raise ConfigurationError(
+                f"{type(self.store).__name__} keeps sessions at rest, so privacy mode needs a "
+                'secret: pass secret=... (python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))") or set ASYNCSESS_SECRET; '
+                "or pass privacy_mode=False to store data in the clear"
+            )
+        self._opened = False
+        self._open_lock = anyio.Lock()
+        self._background: list[BackgroundTask] = [self._sweeper]
+        self._exit_stack: AsyncExitStack | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Self:
+        """Build a manager from a mapping (see :mod:`asyncsess.config` for the keys)."""
+        return cls(**{**settings_from_mapping(config), **overrides})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Build a manager from ``ASYNCSESS_*`` environment variables."""
+        return cls(**{**settings_from_env(environ), **overrides})
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionManager({type(self.store).__name__}, sealed={self._sealed}, "
+            f"idle_timeout={self.idle_timeout:g}s, absolute_timeout={self.absolute_timeout:g}s)"
+        )
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def _open(self) -> None:
+        async with self._open_lock:
+            if self._opened:
+                return
+            with _fail_closed:
+                await self.store.open()
+                if self._sealed and self._keyring is None:
+                    secret = await self.store.default_secret()
+                    if secret is None:
+                        raise ConfigurationError(
+                            f"{type(self.store).__name__} supplied no secret; pass secret=..."
+                        )
+                    self._keyring = Keyring([secret])
+            self._opened = True
+
+    def add_background_task(self, task: BackgroundTask) -> None:
+        """Run ``task`` in the manager's task group (``async with`` / :meth:`running`)."""
+        self._background.append(task)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Self]:
+        """Run the background tasks (sweeper, limiter cleanup) for the duration of the block."""
+        if not self._opened:
+            await self._open()
+        async with anyio.create_task_group() as tg:
+            for task in self._background:
+                await tg.start(task)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def __aenter__(self) -> Self:
+        stack = AsyncExitStack()
+        await stack.enter_async_context(self.running())
+        self._exit_stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._exit_stack = self._exit_stack, None
+        try:
+            if stack is not None:
+                await stack.aclose()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the store if this manager opened it from a URL."""
+        if self._owns_store:
+            with _fail_closed:
+                await self.store.aclose()
+        self._opened = False
+
+    async def _sweeper(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await anyio.sleep(self.sweep_interval)
+            try:
+                removed = await self.sweep()
+            except AsyncsessError as exc:
+                log.warning("session sweep failed: %s", exc)
+            else:
+                if removed:
+                    log.debug("swept %d expired sessions", removed)
+
+    # -- records ---------------------------------------------------------
+
+    def _user_refs(self, user_id: str) -> list[str]:
+        return self._keyring.user_refs(user_id) if self._keyring is not None else [user_id]
+
+    def _payload(self, token: str, key: str, user_ref: str, user_id: str, data: Any) -> bytes:
+        plain = json.dumps({"u": user_id, "d": data}, separators=(",", ":")).encode()
+        if self._keyring is None:
+            return plain
+        return self._keyring.seal(token, plain, f"{key}\x00{user_ref}".encode())
+
+    def _unpack(self, token: str, record: Record) -> tuple[str, dict[str, Any]] | None:
+        try:
+            plain = record.payload
+            if self._keyring is not None:
+                aad = f"{record.key}\x00{record.user_ref}".encode()
+                plain = self._keyring.open(token, plain, aad)
+            body = json.loads(plain)
+            return body["u"], body["d"]
+        except (SealError, ValueError, KeyError, TypeError) as exc:
+            log.warning("session record %s… does not open: %s", record.key[:8], exc)
+            return None
+
+    @staticmethod
+    def _check_new(user_id: object, data: object) -> dict[str, Any]:
+        if not isinstance(user_id, str) or not user_id:
+            raise ValueError("user_id must be a non-empty str")
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            raise TypeError(f"session data must be a mapping, not {type(data).__name__}")
+        return dict(data)
+
+    # -- the public API --------------------------------------------------
+
+    async def create(self, user_id: str, data: Mapping[str, Any] | None = None) -> str:
+        """Start a session for ``user_id`` and return its token.
+
+        ``data`` must be JSON-serialisable (``TypeError`` otherwise).
+        """
+        body = self._check_new(user_id, data)
+        if not self._opened:
+            await self._open()
+        token = new_token()
+        key = token_key(token)
+        user_ref = self._user_refs(user_id)[0]
+        now = self._clock()
+        absolute = now + self.absolute_timeout
+        record = Record(
+            key,
+            user_ref,
+            self._payload(token, key, user_ref, user_id, body),
+            1,
+            now,
+            min(now + self.idle_timeout, absolute),
+            absolute,
+        )
+        with _fail_closed:
+            await self.store.insert(record)
+        return token
+
+    async def _live(self, token: object, renew: bool) -> tuple[str, Record, float] | None:
+        if not is_well_formed(token):
+            return None
+        assert isinstance(token, str)
+        if not self._opened:
+            await self._open()
+        now = self._clock()
+        renewal = (
+            Renewal(now, now + self.idle_timeout * self.renew_fraction, now + self.idle_timeout)
+            if renew
+            else None
+        )
+        key = token_key(token)
+        with _fail_closed:
+            record = await self.store.get(key, renew=renewal)
+        if record is None or record.expires_at <= now or record.absolute_at <= now:
+            return None
+        return token, record, now
+
+    async def validate(self, token: object) -> Session | None:
+        """Return the live session of ``token``, or ``None``.
+
+        ``None`` for anything that is not a live session's token: malformed
+        (checked without I/O), unknown, expired or revoked. Raises
+        :class:`~asyncsess.StoreUnavailable` or :class:`~asyncsess.StoreError`
+        when the store fails: never a session it could not check.
+        """
+        found = await self._live(token, renew=True)
+        if found is None:
+            return None
+        token, record, _ = found
+        opened = self._unpack(token, record)
+        if opened is None:
+            return None
+        user_id, data = opened
+        return Session(
+            record.key,
+            user_id,
+            MappingProxyType(data),
+            record.version,
+            _utc(record.created_at),
+            _utc(record.expires_at),
+            _utc(record.absolute_at),
+        )
+
+    async def revoke(self, token: object) -> bool:
+        """End the session of ``token``; ``True`` if it existed."""
+        if not is_well_formed(token):
+            return False
+        assert isinstance(token, str)
+        if not self._opened:
+            await self._open()
+        with _fail_closed:
+            return await self.store.delete(token_key(token))
+
+    async def revoke_all(self, user_id: str, *, keep: object = None) -> int:
+        """End every session of ``user_id`` (but the one of token ``keep``); return the count."""
+        if not self._opened:
+            await self._open()
+        keep_key = token_key(keep) if is_well_formed(keep) and isinstance(keep, str) else None
+        with _fail_closed:
+            counts = [
+                await self.store.delete_user(ref, keep=keep_key) for ref in self._user_refs(user_id)
+            ]
+        return sum(counts)
+
+    async def sessions(self, user_id: str) -> list[SessionInfo]:
+        """List the live sessions of ``user_id``, oldest first (ids and times, no tokens)."""
+        if not self._opened:
+            await self._open()
+        now = self._clock()
+        with _fail_closed:
+            records = [
+                r for ref in self._user_refs(user_id) for r in await self.store.list_user(ref)
+            ]
+        return [
+            SessionInfo(
+                r.key, r.version, _utc(r.created_at), _utc(r.expires_at), _utc(r.absolute_at)
+            )
+            for r in sorted(records, key=lambda r: r.created_at)
+            if r.expires_at > now and r.absolute_at > now
+        ]
+
+    async def rotate(self, token: object) -> str | None:
+        """Move the session of ``token`` to a new token and end the old one.
+
+        The session keeps its data, version, creation and absolute expiry.
+        Returns ``None`` when ``token`` is not a live session.
+        """
+        found = await self._live(token, renew=False)
+        if found is None:
+            return None
+        token, record, now = found
+        opened = self._unpack(token, record)
+        if opened is None:
+            return None
+        user_id, data = opened
+        new = new_token()
+        key = token_key(new)
+        rotated = Record(
+            key,
+            record.user_ref,
+            self._payload(new, key, record.user_ref, user_id, data),
+            record.version,
+            record.created_at,
+            min(now + self.idle_timeout, record.absolute_at),
+            record.absolute_at,
+        )
+        with _fail_closed:
+            await self.store.insert(rotated)
+            if not await self.store.delete(record.key):
+                await self.store.delete(key)
+                return None
+        return new
+
+    async def update(
+        self, token: object, data: Mapping[str, Any], *, version: int | None = None
+    ) -> bool:
+        """Replace the data of the session of ``token``; ``False`` if it is not live.
+
+        With ``version``, the write happens only if the session is still at
+        that version; otherwise :class:`~asyncsess.SessionConflict` is raised.
+        Without it, concurrent updates are applied one after the other.
+        """
+        for _ in range(_UPDATE_RETRIES):
+            found = await self._live(token, renew=False)
+            if found is None:
+                return False
+            token, record, now = found
+            if version is not None and record.version != version:
+                raise SessionConflict(version, record.version)
+            opened = self._unpack(token, record)
+            if opened is None:
+                return False
+            user_id, _ = opened
+            body = self._check_new(user_id, data)
+            new = Record(
+                record.key,
+                record.user_ref,
+                self._payload(token, record.key, record.user_ref, user_id, body),
+                record.version + 1,
+                record.created_at,
+                min(now + self.idle_timeout, record.absolute_at),
+                record.absolute_at,
+            )
+            with _fail_closed:
+                if await self.store.replace(new, expected_version=record.version):
+                    return True
+            if version is not None:
+                current = await self._live(token, renew=False)
+                raise SessionConflict(version, None if current is None else current[1].version)
+        raise SessionConflict(record.version, None)
+
+    async def sweep(self) -> int:
+        """Delete expired sessions in batches of ``sweep_batch``; return the count."""
+        if not self._opened:
+            await self._open()
+        total = 0
+        while True:
+            with _fail_closed:
+                removed = await self.store.sweep(self._clock(), limit=self.sweep_batch)
+            total += removed
+            if removed < self.sweep_batch:
+                return total
+            await anyio.lowlevel.checkpoint()
+
+    async def wipe(self) -> int:
+        """Delete every session in the store; return the count."""
+        if not self._opened:
+            await self._open()
+        with _fail_closed:
+            return await self.store.wipe()

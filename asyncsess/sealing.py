@@ -1,0 +1,123 @@
+"""Sealing at rest: AES-256-GCM under a key derived (HKDF-SHA256) from the token and a secret.
+
+Several secrets may be configured, newest first: the newest seals, every one
+opens (each sealed blob names its secret by a 4-byte fingerprint). User ids
+are replaced in stores by a keyed hash (HMAC-SHA256) so that sessions can be
+listed and revoked per user without the store learning who the user is.
+
+Sealed layout: ``b"\\x01" | key id (4) | nonce (12) | ciphertext and tag``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
+
+from .exceptions import ConfigurationError
+
+__all__ = ["MIN_SECRET_BYTES", "Keyring", "SealError", "normalize_secrets"]
+
+MIN_SECRET_BYTES = 32
+_FORMAT = b"\x01"
+_NONCE = 12
+_HEADER = 1 + 4 + _NONCE
+_ADVICE = (
+    'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))" '
+    "and pass it as secret=... or set ASYNCSESS_SECRET"
+)
+
+
+class SealError(Exception):
+    """A sealed blob could not be opened: tampered, truncated or sealed under an unknown secret."""
+
+
+def normalize_secrets(secret: str | bytes | Sequence[str | bytes] | None) -> list[bytes]:
+    """Turn the ``secret`` setting into a list of byte strings, newest first.
+
+    Raises :class:`ConfigurationError` for a secret shorter than 32 bytes or of another type.
+    """
+    if secret is None:
+        return []
+    items: Sequence[str | bytes] = [secret] if isinstance(secret, str | bytes) else secret
+    out: list[bytes] = []
+    for item in items:
+        if isinstance(item, str):
+            item = item.encode("utf-8")
+        if not isinstance(item, bytes):
+            raise ConfigurationError(
+                f"secret must be str or bytes (or a sequence of them), not {type(item).__name__}"
+            )
+        if len(item) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"a secret must be at least {MIN_SECRET_BYTES} bytes long; {_ADVICE}"
+            )
+        out.append(item)
+    return out
+
+
+class _Secret:
+    __slots__ = ("key_id", "prk", "user_key")
+
+    def __init__(self, secret: bytes) -> None:
+        self.key_id = hashlib.sha256(b"asyncsess key id\x00" + secret).digest()[:4]
+        self.prk = hmac.digest(b"asyncsess seal v1", secret, "sha256")
+        self.user_key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"asyncsess user ref v1"
+        ).derive(secret)
+
+
+class Keyring:
+    """The configured secrets: seals with the newest, opens with any."""
+
+    __slots__ = ("_by_id", "_secrets")
+
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        if not secrets:
+            raise ConfigurationError(f"sealing needs at least one secret; {_ADVICE}")
+        self._secrets = [_Secret(s) for s in secrets]
+        self._by_id = {s.key_id: s for s in reversed(self._secrets)}
+
+    def __repr__(self) -> str:
+        return f"Keyring(<{len(self._secrets)} secret(s) hidden>)"
+
+    @staticmethod
+    def _token_key(secret: _Secret, token: str) -> AESGCM:
+        # HKDF with the extract step (over the secret) done once per secret;
+        # the token is the per-session context of the expand step.
+        key = HKDFExpand(
+            algorithm=hashes.SHA256(), length=32, info=b"asyncsess token v1\x00" + token.encode()
+        ).derive(secret.prk)
+        return AESGCM(key)
+
+    def seal(self, token: str, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt ``plaintext`` for the session of ``token``, bound to ``aad``."""
+        secret = self._secrets[0]
+        nonce = os.urandom(_NONCE)
+        sealed = self._token_key(secret, token).encrypt(nonce, plaintext, aad)
+        return b"".join((_FORMAT, secret.key_id, nonce, sealed))
+
+    def open(self, token: str, blob: bytes, aad: bytes) -> bytes:
+        """Decrypt a blob made by :meth:`seal`; raise :class:`SealError` if it does not open."""
+        if len(blob) < _HEADER + 16 or blob[:1] != _FORMAT:
+            raise SealError("not a sealed session record")
+        secret = self._by_id.get(blob[1:5])
+        if secret is None:
+            raise SealError("sealed under a secret that is no longer configured")
+        try:
+            return self._token_key(secret, token).decrypt(blob[5:_HEADER], blob[_HEADER:], aad)
+        except InvalidTag as exc:
+            raise SealError("sealed record failed authentication") from exc
+
+    def user_refs(self, user_id: str) -> list[str]:
+        """Return the keyed hashes of ``user_id`` under every secret, newest first."""
+        raw = user_id.encode("utf-8")
+        return list(
+            dict.fromkeys(hmac.digest(s.user_key, raw, "sha256").hex() for s in self._secrets)
+        )

@@ -1,0 +1,142 @@
+"""The store protocol: a small async persistence layer over opaque session records.
+
+Stores hold no policy. They never see a raw token (only :attr:`Record.key`,
+the token's SHA-256), never see a user id in privacy mode (only a keyed hash,
+:attr:`Record.user_ref`) and never interpret :attr:`Record.payload`. The
+:class:`~asyncsess.SessionManager` decides everything else: expiry, renewal,
+sealing, versions.
+
+A new backend is one module with a :class:`Store` subclass that passes
+``tests/stores/test_conformance.py``; register its URL scheme in
+:mod:`asyncsess.stores._registry` or through the ``asyncsess.stores``
+entry-point group.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+__all__ = ["Record", "Renewal", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored session.
+
+    ``expires_at`` is when the store may drop the record (the sliding idle
+    expiry, never past ``absolute_at``); times are seconds since the epoch.
+    """
+
+    key: str
+    user_ref: str
+    payload: bytes
+    version: int
+    created_at: float
+    expires_at: float
+    absolute_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """A sliding-expiry extension that :meth:`Store.get` applies in the same call.
+
+    Applied only to a record that is still live (``expires_at > now``) and due
+    (``expires_at < threshold``): its ``expires_at`` becomes
+    ``min(until, absolute_at)``. The record returned carries the new value.
+    """
+
+    now: float
+    threshold: float
+    until: float
+
+    def apply(self, record: Record) -> Record | None:
+        """Return the renewed record, or ``None`` when no renewal is due."""
+        if not (self.now < record.expires_at < self.threshold):
+            return None
+        until = min(self.until, record.absolute_at)
+        if until <= record.expires_at:
+            return None
+        return Record(
+            record.key,
+            record.user_ref,
+            record.payload,
+            record.version,
+            record.created_at,
+            until,
+            record.absolute_at,
+        )
+
+
+class Store(abc.ABC):
+    """Base class of every store.
+
+    Every method may raise :class:`~asyncsess.StoreUnavailable` (or another
+    :class:`~asyncsess.StoreError`) with the driver's exception chained; none
+    returns a guess when the backend failed.
+    """
+
+    #: URL schemes this store is registered under (documentation only).
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: Whether records outlive the process (and so must be sealed in privacy mode).
+    persistent: ClassVar[bool] = True
+    #: Whether :meth:`default_secret` can supply a secret when none is configured.
+    provides_secret: ClassVar[bool] = False
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build a store from its URL; options are the store's keyword arguments."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Prepare the store (connect, create schema); called once before first use."""
+
+    async def default_secret(self) -> bytes | None:
+        """Return a secret the store keeps for itself, or ``None`` (the default)."""
+        return None
+
+    @abc.abstractmethod
+    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
+        """Return the record stored under ``key`` (``None`` if absent), renewing it if due."""
+
+    async def get_many(
+        self, keys: Sequence[str], *, renew: Renewal | None = None
+    ) -> list[Record | None]:
+        """Return the records of several keys, in order; stores may do it in one round trip."""
+        return [await self.get(key, renew=renew) for key in keys]
+
+    @abc.abstractmethod
+    async def insert(self, record: Record) -> None:
+        """Store a new record (its key is fresh: 256 random bits hashed)."""
+
+    @abc.abstractmethod
+    async def replace(self, record: Record, *, expected_version: int) -> bool:
+        """Overwrite the record under ``record.key`` only if it is at ``expected_version``.
+
+        Returns ``False`` when the record is missing or at another version.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Delete one record; ``True`` if this call deleted it."""
+
+    @abc.abstractmethod
+    async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
+        """Delete every record of ``user_ref`` except the one keyed ``keep``; return the count."""
+
+    @abc.abstractmethod
+    async def list_user(self, user_ref: str) -> list[Record]:
+        """Return every record of ``user_ref`` (expired ones may be included)."""
+
+    @abc.abstractmethod
+    async def sweep(self, now: float, *, limit: int) -> int:
+        """Delete at most ``limit`` records with ``expires_at <= now``; return the count."""
+
+    @abc.abstractmethod
+    async def wipe(self) -> int:
+        """Delete every record this store holds; return the count."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections this store opened (never a client it was given)."""

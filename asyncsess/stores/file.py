@@ -1,0 +1,346 @@
+"""``file:///path``: one file per session in a private directory, safe across processes.
+
+Layout under the root (directories 0700, files 0600)::
+
+    .key                      the store's own secret, when none is configured
+    s/<key[:2]>/<key>         one session record (JSON), replaced atomically
+    u/<h[:2]>/<h>/<key>       empty marker: session <key> belongs to user hash <h>
+
+Writes go to a temporary file that is fsynced and renamed over the target.
+Every rewrite or deletion of an existing record holds ``flock`` on it and
+re-checks, after locking, that the path still names the locked inode, so two
+processes sharing the directory neither lose a compare-and-set update nor
+resurrect a deleted session. Each operation is one call to a worker thread
+(through ``aiofiles``). A file that does not parse is treated as missing and
+removed. POSIX only (``fcntl``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Self, TypeVar, TypeVarTuple
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from aiofiles.os import wrap
+
+from ..exceptions import ConfigurationError
+from .base import Record, Renewal, Store
+
+__all__ = ["FileStore"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+_TMP_MAX_AGE = 3600.0
+
+
+def _call(fn: Callable[[*Ts], T], *args: *Ts) -> T:
+    return fn(*args)
+
+
+_offload = wrap(_call)
+
+
+async def _thread(fn: Callable[[*Ts], T], *args: *Ts) -> T:
+    """Run ``fn(*args)`` in a worker thread (aiofiles' executor): one hop per operation."""
+    result: T = await _offload(fn, *args)
+    return result
+
+
+def _encode(record: Record) -> bytes:
+    return json.dumps(
+        {
+            "u": record.user_ref,
+            "v": record.version,
+            "c": record.created_at,
+            "e": record.expires_at,
+            "a": record.absolute_at,
+            "p": base64.b64encode(record.payload).decode("ascii"),
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _decode(key: str, raw: bytes) -> Record | None:
+    try:
+        d = json.loads(raw)
+        return Record(
+            key,
+            str(d["u"]),
+            base64.b64decode(d["p"], validate=True),
+            int(d["v"]),
+            float(d["c"]),
+            float(d["e"]),
+            float(d["a"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class FileStore(Store):
+    """Sessions as files under ``root``."""
+
+    schemes = ("file",)
+    provides_secret = True
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.fsync = fsync
+        self._sessions = self.root / "s"
+        self._users = self.root / "u"
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build from ``file:///absolute/path`` (``file:relative/path`` also works)."""
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise ConfigurationError(
+                f"file store URL {url!r} must name a directory: file:///var/lib/app/sessions"
+            )
+        return cls(url2pathname(unquote(parts.path)), **options)
+
+    def __repr__(self) -> str:
+        return f"FileStore({str(self.root)!r})"
+
+    # -- blocking helpers, each run whole in one worker thread ------------
+
+    def _path(self, key: str) -> Path:
+        return self._sessions / key[:2] / key
+
+    def _user_dir(self, user_ref: str) -> Path:
+        h = hashlib.sha256(user_ref.encode()).hexdigest()
+        return self._users / h[:2] / h
+
+    def _write(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    def _locked(self, key: str, action: Callable[[Path, Record | None], T]) -> T:
+        """Run ``action(path, current record or None)`` holding the record's lock."""
+        path = self._path(key)
+        while True:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                return action(path, None)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                        continue  # replaced while we waited: lock the new file
+                except FileNotFoundError:
+                    return action(path, None)
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    record = _decode(key, f.read())
+                if record is None:
+                    path.unlink(missing_ok=True)
+                return action(path, record)
+            finally:
+                os.close(fd)
+
+    def _read(self, key: str) -> Record | None:
+        path = self._path(key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        record = _decode(key, raw)
+        if record is None:
+            self._locked(key, lambda p, r: None)  # re-read under lock; removes it if still bad
+        return record
+
+    def _unmark(self, record: Record) -> None:
+        user_dir = self._user_dir(record.user_ref)
+        (user_dir / record.key).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            user_dir.rmdir()
+
+    def _remove(self, key: str) -> bool:
+        def remove(path: Path, record: Record | None) -> bool:
+            if record is None:
+                return False
+            path.unlink()
+            self._unmark(record)
+            return True
+
+        return self._locked(key, remove)
+
+    # -- blocking implementations ----------------------------------------
+
+    def _open_sync(self) -> None:
+        for d in (self.root, self._sessions, self._users):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+
+    def _secret_sync(self) -> bytes:
+        path = self.root / ".key"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        tmp = self.root / f".key.{secrets.token_hex(6)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(32))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # first process wins; the others read its key
+        tmp.unlink()
+        return path.read_bytes()
+
+    def _get_sync(self, key: str, renew: Renewal | None) -> Record | None:
+        record = self._read(key)
+        if record is None or renew is None or renew.apply(record) is None:
+            return record
+
+        def renew_locked(path: Path, current: Record | None) -> Record | None:
+            renewed = None if current is None else renew.apply(current)
+            if renewed is not None:
+                self._write(path, _encode(renewed))
+                return renewed
+            return current
+
+        return self._locked(key, renew_locked)
+
+    def _insert_sync(self, record: Record) -> None:
+        marker = self._user_dir(record.user_ref) / record.key
+        for _ in range(10):
+            marker.parent.parent.mkdir(mode=0o700, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                marker.parent.mkdir(mode=0o700)
+            try:
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+                break
+            except FileNotFoundError:
+                continue  # the user's directory was pruned in between
+        path = self._path(record.key)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        self._write(path, _encode(record))
+
+    def _replace_sync(self, record: Record, expected_version: int) -> bool:
+        def cas(path: Path, current: Record | None) -> bool:
+            if current is None or current.version != expected_version:
+                return False
+            self._write(path, _encode(record))
+            return True
+
+        return self._locked(record.key, cas)
+
+    def _markers(self, user_ref: str) -> list[str]:
+        try:
+            return [n for n in os.listdir(self._user_dir(user_ref)) if not n.startswith(".")]
+        except FileNotFoundError:
+            return []
+
+    def _delete_user_sync(self, user_ref: str, keep: str | None) -> int:
+        return sum(self._remove(key) for key in self._markers(user_ref) if key != keep)
+
+    def _list_user_sync(self, user_ref: str) -> list[Record]:
+        records = []
+        for key in self._markers(user_ref):
+            record = self._read(key)
+            if record is None:
+                (self._user_dir(user_ref) / key).unlink(missing_ok=True)
+            else:
+                records.append(record)
+        return records
+
+    def _session_files(self) -> Iterator[tuple[str, Path]]:
+        with contextlib.suppress(FileNotFoundError), os.scandir(self._sessions) as shards:
+            for shard in shards:
+                with contextlib.suppress(FileNotFoundError), os.scandir(shard.path) as entries:
+                    yield from ((e.name, Path(e.path)) for e in entries)
+
+    def _sweep_sync(self, now: float, limit: int) -> int:
+        def remove_expired(path: Path, record: Record | None) -> bool:
+            if record is None or record.expires_at > now:
+                return False
+            path.unlink()
+            self._unmark(record)
+            return True
+
+        removed = 0
+        for name, path in self._session_files():
+            if name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < now - _TMP_MAX_AGE:
+                        path.unlink()
+                continue
+            record = self._read(name)
+            if record is not None and record.expires_at <= now:
+                removed += self._locked(name, remove_expired)
+                if removed >= limit:
+                    break
+        return removed
+
+    def _wipe_sync(self) -> int:
+        removed = sum(
+            self._remove(name) for name, _ in self._session_files() if not name.endswith(".tmp")
+        )
+        for dirpath, _dirs, filenames in os.walk(self._users, topdown=False):
+            for name in filenames:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(dirpath, name))
+            if dirpath != str(self._users):
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)
+        return removed
+
+    # -- the async protocol ---------------------------------------------
+
+    async def open(self) -> None:
+        """Create the private directory tree."""
+        await _thread(self._open_sync)
+
+    async def default_secret(self) -> bytes:
+        """Return the store's key file (created 0600 on first use, shared by processes)."""
+        return await _thread(self._secret_sync)
+
+    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
+        """Read one record (one worker-thread call), renewing it under lock if due."""
+        return await _thread(self._get_sync, key, renew)
+
+    async def insert(self, record: Record) -> None:
+        """Write the user marker, then the record."""
+        await _thread(self._insert_sync, record)
+
+    async def replace(self, record: Record, *, expected_version: int) -> bool:
+        """Rewrite ``record.key`` under lock if it is at ``expected_version``."""
+        return await _thread(self._replace_sync, record, expected_version)
+
+    async def delete(self, key: str) -> bool:
+        """Delete one record under its lock."""
+        return await _thread(self._remove, key)
+
+    async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
+        """Delete the user's sessions listed by their markers."""
+        return await _thread(self._delete_user_sync, user_ref, keep)
+
+    async def list_user(self, user_ref: str) -> list[Record]:
+        """Read the user's sessions listed by their markers."""
+        return await _thread(self._list_user_sync, user_ref)
+
+    async def sweep(self, now: float, *, limit: int) -> int:
+        """Delete at most ``limit`` expired records."""
+        return await _thread(self._sweep_sync, now, limit)
+
+    async def wipe(self) -> int:
+        """Delete every session file and marker (the key file stays)."""
+        return await _thread(self._wipe_sync)

@@ -1,0 +1,96 @@
+"""``memory://``: sessions in this process's memory, lost on exit.
+
+Every method runs without awaiting anything in between, so each call is
+atomic on the event loop. Nothing here is at rest, so the manager does not
+seal these records.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from .base import Record, Renewal, Store
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    """A dict of records plus a per-user index."""
+
+    schemes = ("memory",)
+    persistent = False
+
+    def __init__(self) -> None:
+        self._records: dict[str, Record] = {}
+        self._users: dict[str, set[str]] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build an empty store; ``memory://`` takes no options."""
+        return cls(**options)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
+        """Return the record under ``key``, renewing it if due."""
+        record = self._records.get(key)
+        if record is not None and renew is not None:
+            renewed = renew.apply(record)
+            if renewed is not None:
+                self._records[key] = record = renewed
+        return record
+
+    async def insert(self, record: Record) -> None:
+        """Store a new record."""
+        self._records[record.key] = record
+        self._users.setdefault(record.user_ref, set()).add(record.key)
+
+    async def replace(self, record: Record, *, expected_version: int) -> bool:
+        """Overwrite ``record.key`` if it is at ``expected_version``."""
+        current = self._records.get(record.key)
+        if current is None or current.version != expected_version:
+            return False
+        self._records[record.key] = record
+        return True
+
+    def _forget(self, key: str) -> bool:
+        record = self._records.pop(key, None)
+        if record is None:
+            return False
+        keys = self._users.get(record.user_ref)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._users[record.user_ref]
+        return True
+
+    async def delete(self, key: str) -> bool:
+        """Delete one record."""
+        return self._forget(key)
+
+    async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
+        """Delete every record of ``user_ref`` but ``keep``."""
+        keys = [k for k in self._users.get(user_ref, ()) if k != keep]
+        return sum(self._forget(k) for k in keys)
+
+    async def list_user(self, user_ref: str) -> list[Record]:
+        """Return the records of ``user_ref``."""
+        return [self._records[k] for k in self._users.get(user_ref, ())]
+
+    async def sweep(self, now: float, *, limit: int) -> int:
+        """Delete at most ``limit`` expired records."""
+        expired = []
+        for key, record in self._records.items():
+            if record.expires_at <= now:
+                expired.append(key)
+                if len(expired) >= limit:
+                    break
+        return sum(self._forget(k) for k in expired)
+
+    async def wipe(self) -> int:
+        """Delete everything."""
+        count = len(self._records)
+        self._records.clear()
+        self._users.clear()
+        return count

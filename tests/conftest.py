@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+import asyncsess
+from asyncsess.stores.base import Store
+from tests.backends import StoreSpec
+
+pytest_plugins = ["tests.backends.local"]
+
+#: Every store the conformance suite runs on; each has a ``<name>_store_spec`` fixture.
+BACKENDS = ["memory", "file"]
+
+SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+OTHER_SECRET = "other-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+IDLE = 600.0
+ABSOLUTE = 3600.0
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class FakeClock:
+    """An injected clock: tests move time instead of sleeping."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_spec(request: pytest.FixtureRequest) -> StoreSpec:
+    spec: StoreSpec = request.getfixturevalue(f"{request.param}_store_spec")
+    return spec
+
+
+@pytest.fixture
+async def store(store_spec: StoreSpec) -> AsyncIterator[Store]:
+    store = asyncsess.open_store(store_spec.url, **store_spec.options)
+    try:
+        yield store
+    finally:
+        try:
+            await store.wipe()
+        finally:
+            await store.aclose()
+
+
+@pytest.fixture
+async def manager(store: Store, clock: FakeClock) -> AsyncIterator[asyncsess.SessionManager]:
+    mgr = asyncsess.SessionManager(
+        store, secret=SECRET, clock=clock, idle_timeout=IDLE, absolute_timeout=ABSOLUTE
+    )
+    try:
+        yield mgr
+    finally:
+        await mgr.aclose()
