@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType, TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import anyio
 from anyio.abc import TaskStatus
@@ -58,6 +58,14 @@ class _FailClosed:
 
 
 _fail_closed = _FailClosed()
+
+
+class _Found(NamedTuple):
+    token: str
+    record: Record
+    now: float
+    user_id: str
+    data: dict[str, Any]
 
 
 def _utc(ts: float) -> datetime:
@@ -284,7 +292,7 @@ class SessionManager:
             await self.store.insert(record)
         return token
 
-    async def _live(self, token: object, renew: bool) -> tuple[str, Record, float] | None:
+    async def _find(self, token: object, *, renew: bool) -> _Found | None:
         if not is_well_formed(token):
             return None
         assert isinstance(token, str)
@@ -296,12 +304,28 @@ class SessionManager:
             if renew
             else None
         )
-        key = token_key(token)
         with _fail_closed:
-            record = await self.store.get(key, renew=renewal)
+            record = await self.store.get(token_key(token), renew=renewal)
         if record is None or record.expires_at <= now or record.absolute_at <= now:
             return None
-        return token, record, now
+        opened = self._unpack(token, record)
+        if opened is None:
+            return None
+        return _Found(token, record, now, *opened)
+
+    def _successor(self, found: _Found, token: str, data: Any, version: int) -> Record:
+        """The record of ``found``'s session under ``token`` with ``data``, active now."""
+        old = found.record
+        key = token_key(token)
+        return Record(
+            key,
+            old.user_ref,
+            self._payload(token, key, old.user_ref, found.user_id, data),
+            version,
+            old.created_at,
+            min(found.now + self.idle_timeout, old.absolute_at),
+            old.absolute_at,
+        )
 
     async def validate(self, token: object) -> Session | None:
         """Return the live session of ``token``, or ``None``.
@@ -311,18 +335,14 @@ class SessionManager:
         :class:`~asyncsess.StoreUnavailable` or :class:`~asyncsess.StoreError`
         when the store fails: never a session it could not check.
         """
-        found = await self._live(token, renew=True)
+        found = await self._find(token, renew=True)
         if found is None:
             return None
-        token, record, _ = found
-        opened = self._unpack(token, record)
-        if opened is None:
-            return None
-        user_id, data = opened
+        record = found.record
         return Session(
             record.key,
-            user_id,
-            MappingProxyType(data),
+            found.user_id,
+            MappingProxyType(found.data),
             record.version,
             _utc(record.created_at),
             _utc(record.expires_at),
@@ -373,29 +393,15 @@ class SessionManager:
         The session keeps its data, version, creation and absolute expiry.
         Returns ``None`` when ``token`` is not a live session.
         """
-        found = await self._live(token, renew=False)
+        found = await self._find(token, renew=False)
         if found is None:
             return None
-        token, record, now = found
-        opened = self._unpack(token, record)
-        if opened is None:
-            return None
-        user_id, data = opened
         new = new_token()
-        key = token_key(new)
-        rotated = Record(
-            key,
-            record.user_ref,
-            self._payload(new, key, record.user_ref, user_id, data),
-            record.version,
-            record.created_at,
-            min(now + self.idle_timeout, record.absolute_at),
-            record.absolute_at,
-        )
+        rotated = self._successor(found, new, found.data, found.record.version)
         with _fail_closed:
             await self.store.insert(rotated)
-            if not await self.store.delete(record.key):
-                await self.store.delete(key)
+            if not await self.store.delete(found.record.key):
+                await self.store.delete(rotated.key)
                 return None
         return new
 
@@ -409,33 +415,21 @@ class SessionManager:
         Without it, concurrent updates are applied one after the other.
         """
         for _ in range(_UPDATE_RETRIES):
-            found = await self._live(token, renew=False)
+            found = await self._find(token, renew=False)
             if found is None:
                 return False
-            token, record, now = found
-            if version is not None and record.version != version:
-                raise SessionConflict(version, record.version)
-            opened = self._unpack(token, record)
-            if opened is None:
-                return False
-            user_id, _ = opened
-            body = self._check_new(user_id, data)
-            new = Record(
-                record.key,
-                record.user_ref,
-                self._payload(token, record.key, record.user_ref, user_id, body),
-                record.version + 1,
-                record.created_at,
-                min(now + self.idle_timeout, record.absolute_at),
-                record.absolute_at,
-            )
+            current = found.record.version
+            if version is not None and current != version:
+                raise SessionConflict(version, current)
+            body = self._check_new(found.user_id, data)
+            new = self._successor(found, found.token, body, current + 1)
             with _fail_closed:
-                if await self.store.replace(new, expected_version=record.version):
+                if await self.store.replace(new, expected_version=current):
                     return True
             if version is not None:
-                current = await self._live(token, renew=False)
-                raise SessionConflict(version, None if current is None else current[1].version)
-        raise SessionConflict(record.version, None)
+                now = await self._find(token, renew=False)
+                raise SessionConflict(version, None if now is None else now.record.version)
+        raise SessionConflict(current, None)
 
     async def sweep(self) -> int:
         """Delete expired sessions in batches of ``sweep_batch``; return the count."""

@@ -178,6 +178,10 @@ async def test_update_with_versions(manager: SessionManager) -> None:
     assert await manager.update(token, {"n": 2}) is True
     session = await manager.validate(token)
     assert session is not None and (session.version, dict(session.data)) == (3, {"n": 2})
+    with pytest.raises(TypeError):
+        await manager.update(token, {"n": object()})
+    with pytest.raises(TypeError):
+        await manager.update(token, ["not a mapping"])  # type: ignore[arg-type]
     await manager.revoke(token)
     assert await manager.update(token, {"n": 3}, version=3) is False
 
