@@ -17,14 +17,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 __all__ = ["Record", "Renewal", "Store"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
-    """One stored session.
+    """One stored session; treat it as immutable (build a new one to change it).
 
     ``expires_at`` is when the store may drop the record (the sliding idle
     expiry, never past ``absolute_at``); times are seconds since the epoch.
@@ -39,8 +39,7 @@ class Record:
     absolute_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Renewal:
+class Renewal(NamedTuple):
     """A sliding-expiry extension that :meth:`Store.get` applies in the same call.
 
     Applied only to a record that is still live (``expires_at > now``) and due
