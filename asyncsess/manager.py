@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Self
 import anyio
 from anyio.abc import TaskStatus
 
+from ._batching import Batcher
 from .config import duration, settings_from_env, settings_from_mapping
 from .exceptions import (
     AsyncsessError,
@@ -141,6 +142,8 @@ class SessionManager:
                 'print(secrets.token_urlsafe(32))") or set ASYNCSESS_SECRET; '
                 "or pass privacy_mode=False to store data in the clear"
             )
+        batches = type(self.store).get_many is not Store.get_many
+        self._batcher = Batcher(self.store, limit=self.store.max_in_flight) if batches else None
         self._opened = False
         self._open_lock = anyio.Lock()
         self._background: list[BackgroundTask] = [self._sweeper]
@@ -345,8 +348,12 @@ class SessionManager:
             await self._open()
         now = self._clock()
         renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
+        key = token_key(token)
         try:
-            record = await self.store.get(token_key(token), renew=renewal)
+            if self._batcher is None:
+                record = await self.store.get(key, renew=renewal)
+            else:
+                record = await self._batcher.get(key, renewal)
         except AsyncsessError:
             raise
         except Exception as exc:

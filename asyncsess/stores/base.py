@@ -83,6 +83,9 @@ class Store(abc.ABC):
     persistent: ClassVar[bool] = True
     #: Whether :meth:`default_secret` can supply a secret when none is configured.
     provides_secret: ClassVar[bool] = False
+    #: How many lookups the manager lets run at once before it batches the rest
+    #: into :meth:`get_many` (used only by stores that override :meth:`get_many`).
+    max_in_flight: ClassVar[int] = 4
 
     @classmethod
     @abc.abstractmethod

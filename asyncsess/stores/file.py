@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar, TypeVarTuple
 from urllib.parse import unquote, urlsplit
@@ -219,6 +219,9 @@ class FileStore(Store):
 
         return self._locked(key, renew_locked)
 
+    def _get_many_sync(self, keys: Sequence[str], renew: Renewal | None) -> list[Record | None]:
+        return [self._get_sync(key, renew) for key in keys]
+
     def _insert_sync(self, record: Record) -> None:
         marker = self._user_dir(record.user_ref) / record.key
         for _ in range(10):
@@ -316,6 +319,12 @@ class FileStore(Store):
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Read one record (one worker-thread call), renewing it under lock if due."""
         return await _thread(self._get_sync, key, renew)
+
+    async def get_many(
+        self, keys: Sequence[str], *, renew: Renewal | None = None
+    ) -> list[Record | None]:
+        """Read several records in one worker-thread call."""
+        return await _thread(self._get_many_sync, keys, renew)
 
     async def insert(self, record: Record) -> None:
         """Write the user marker, then the record."""
