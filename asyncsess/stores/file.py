@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar, TypeVarTuple
@@ -283,7 +284,8 @@ class FileStore(Store):
         for name, path in self._session_files():
             if name.endswith(".tmp"):
                 with contextlib.suppress(FileNotFoundError):
-                    if path.stat().st_mtime < now - _TMP_MAX_AGE:
+                    # an abandoned write; file times are wall-clock, not the manager's clock
+                    if path.stat().st_mtime < time.time() - _TMP_MAX_AGE:
                         path.unlink()
                 continue
             record = self._read(name)

@@ -139,3 +139,15 @@ def test_two_processes_share_one_directory(tmp_path: Path) -> None:
         await mgr.aclose()
 
     anyio.run(check)
+
+
+async def test_sweep_removes_only_abandoned_temp_files(tmp_path: Path) -> None:
+    mgr = SessionManager(tmp_path.as_uri(), secret=SECRET, clock=lambda: 4_000_000_000.0)
+    token = await mgr.create("alice")
+    shard = next(p for p in tmp_path.rglob(token_key(token)) if p.parent.parent.name == "s").parent
+    fresh, stale = shard / ".fresh.tmp", shard / ".stale.tmp"
+    fresh.write_bytes(b"being written")
+    stale.write_bytes(b"abandoned")
+    os.utime(stale, (0, 0))
+    await mgr.sweep()
+    assert fresh.exists() and not stale.exists()
