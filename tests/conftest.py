@@ -9,10 +9,10 @@ import asyncsess
 from asyncsess.stores.base import Store
 from tests.backends import StoreSpec
 
-pytest_plugins = ["tests.backends.local"]
+pytest_plugins = ["tests.backends.local", "tests.backends.redis"]
 
 #: Every store the conformance suite runs on; each has a ``<name>_store_spec`` fixture.
-BACKENDS = ["memory", "file"]
+BACKENDS = ["memory", "file", "redis", "redis_cluster"]
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OTHER_SECRET = "other-secret-0123456789-abcdefghijklmnopqrstuvwxyz"

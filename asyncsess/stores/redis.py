@@ -1,0 +1,440 @@
+"""Redis and Redis Cluster store (``redis.asyncio``, redis-py 5+; Redis 6.2+ or Valkey).
+
+Keys, under ``prefix`` (default ``"asyncsess:"``; ``wipe`` deletes every key under it)::
+
+    {prefix}s:{<key>}        hash u p v c e a: user_ref, payload, version, created_at,
+                             expires_at, absolute_at (floats as repr); PEXPIREAT expires_at
+    {prefix}u:{<user_ref>}   sorted set of the user's keys scored by expires_at as last
+                             written (never above the record's); expires at its members'
+                             latest absolute_at, so it outlives every one of them
+
+Redis drops a session at ``expires_at`` by itself; ``sweep`` tidies the user
+indexes and deletes only records that the caller's clock says are expired but
+Redis's has not reached (so it normally returns 0). ``get`` is one command:
+``HGETALL``, or an ``EVALSHA`` that reads and, when due, renews. Every call is
+bounded by ``timeout`` (waiting for a free pooled connection included: redis-py
+raises rather than waits when its pool is exhausted, so the store never has
+more commands in flight than the pool's ``max_connections``).
+
+Cluster semantics. A session key is hash-tagged by its key and an index by its
+user, so sessions spread over the cluster and each single-session operation
+(``get`` and its renewal, ``replace``'s compare-and-set) is atomic. Operations
+touching a session *and* its index run in steps, not one script: ``insert``
+and ``replace`` write the index entry first, then the record (a record never
+lives without one); ``delete`` deletes the record, then the entry;
+``delete_user`` reads the index, then deletes each record (checking its owner)
+and the entries, so a session inserted meanwhile may survive it; ``list_user``
+and ``sweep`` are not snapshots. A failed step leaves at most a stale entry,
+which reads skip and ``sweep`` removes. With a hash tag in the prefix
+(``prefix="{sessions}:"``) every key lands in one slot and the single-node
+scripts, atomic but reaching keys they derive from the prefix, are used.
+``wipe`` and ``sweep`` scan every primary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
+from datetime import timedelta
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..exceptions import ConfigurationError, StoreError, StoreUnavailable
+from .base import Record, Renewal, Store
+
+__all__ = ["RedisStore"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+_FIELDS = (b"u", b"p", b"v", b"c", b"e", b"a")
+_SCAN = 1000
+_UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
+
+_MS = "local function ms(t) return string.format('%.0f', math.ceil(tonumber(t) * 1000)) end\n"
+# KEYS[1] index; ARGV member, score, expiry in ms: add, and never shorten the index's life.
+_INDEX = """
+local function index_add(k)
+  redis.call('ZADD', k, 'LT', ARGV[2], ARGV[1])
+  local ttl = redis.call('PTTL', k)
+  if ttl >= 0 then
+    local t = redis.call('TIME')
+    if t[1] * 1000 + math.floor(t[2] / 1000) + ttl >= tonumber(ARGV[3]) then return end
+  end
+  redis.call('PEXPIREAT', k, ARGV[3])
+end
+"""
+# KEYS[1] record [, KEYS[2] index]; ARGV 1-3 as _INDEX, 4 expected version ('' to insert),
+# 5-10 the fields, 11 record expiry in ms.
+_PUT = (
+    _INDEX
+    + """
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'u', ARGV[5], 'p', ARGV[6], 'v', ARGV[7], 'c', ARGV[8],
+           'e', ARGV[9], 'a', ARGV[10])
+redis.call('PEXPIREAT', KEYS[1], ARGV[11])
+if KEYS[2] then index_add(KEYS[2]) end
+return 1
+"""
+)
+# KEYS records; ARGV now, threshold, until, until in ms. One row (or false) per key.
+_GET = (
+    _MS
+    + """
+local now, threshold, later = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rows = {}
+for i, key in ipairs(KEYS) do
+  local r = redis.call('HMGET', key, 'u', 'p', 'v', 'c', 'e', 'a')
+  if r[1] then
+    local e = tonumber(r[5])
+    if now < e and e < threshold then
+      local new, at = ARGV[3], ARGV[4]
+      if tonumber(r[6]) < later then new, at = r[6], ms(r[6]) end
+      if tonumber(new) > e then
+        redis.call('HSET', key, 'e', new)
+        redis.call('PEXPIREAT', key, at)
+        r[5] = new
+      end
+    end
+  end
+  rows[i] = r[1] and r
+end
+return rows
+"""
+)
+# KEYS[1] record; ARGV owner ('' any), member, index key prefix ('' to leave the index).
+_DELETE = """
+local u = redis.call('HGET', KEYS[1], 'u')
+if not u or (ARGV[1] ~= '' and u ~= ARGV[1]) then return false end
+redis.call('DEL', KEYS[1])
+if ARGV[3] ~= '' then redis.call('ZREM', ARGV[3] .. u .. '}', ARGV[2]) end
+return u
+"""
+# KEYS[1] index (single node only: reaches the records it names); ARGV record key
+# prefix, user_ref, key to keep.
+_DELETE_USER = """
+local n = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if m ~= ARGV[3] then
+    local k = ARGV[1] .. m .. '}'
+    if redis.call('HGET', k, 'u') == ARGV[2] then redis.call('DEL', k); n = n + 1 end
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return n
+"""
+# KEYS[1] record; ARGV now. 0 gone, 1 deleted (expired), else its live expires_at.
+_SWEEP = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then return 0 end
+if tonumber(e) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]); return 1 end
+return e
+"""
+
+
+def _ms(t: float) -> str:
+    return str(math.ceil(t * 1000))
+
+
+def _hash_tagged(prefix: str) -> bool:
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start) > start + 1
+
+
+class RedisStore(Store):
+    """Sessions in Redis or Redis Cluster, expired natively (see the module docstring).
+
+    Pass an app-owned ``redis.asyncio.Redis`` or ``RedisCluster`` (created with
+    ``decode_responses=False``; never closed here), or use :meth:`from_url`.
+    Every call is bounded by ``timeout`` seconds and raises
+    :class:`~asyncsess.StoreUnavailable` when Redis does not answer.
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+cluster", "rediss+cluster")
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        prefix: str = "asyncsess:",
+        timeout: float | timedelta = 5.0,
+    ) -> None:
+        self._timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        if not prefix:
+            raise ConfigurationError("RedisStore prefix must be a non-empty str, e.g. 'asyncsess:'")
+        if not self._timeout > 0:
+            raise ConfigurationError(f"RedisStore timeout must be > 0 seconds, not {timeout!r}")
+        if client.get_encoder().decode_responses:
+            raise ConfigurationError("pass RedisStore a client created with decode_responses=False")
+        self._client, self._owned, self.prefix = client, False, prefix
+        self._any: Any = client  # for calls whose redis-py types are too loose to use
+        self._cluster = isinstance(client, RedisCluster)
+        # never more commands in flight than the pool has connections (redis-py raises, not waits)
+        if isinstance(client, RedisCluster):  # max_connections is per node
+            slots = int(client.connection_kwargs.get("max_connections") or 100)
+        else:
+            slots = client.connection_pool.max_connections
+        self._slots, self._setup = anyio.Semaphore(slots), anyio.Lock()
+        self._ready = not self._cluster
+        self._one_node = not self._cluster or _hash_tagged(prefix)
+        self._get = client.register_script(_GET)
+        self._put = client.register_script(_PUT)
+        self._index = client.register_script(_INDEX + "index_add(KEYS[1])")
+        self._delete = client.register_script(_DELETE)
+        self._delete_user = client.register_script(_DELETE_USER)
+        self._sweep = client.register_script(_SWEEP)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build a store and its own client from ``redis[s][+cluster]://...``.
+
+        ``prefix`` and ``timeout`` come from ``options`` or the URL query; other
+        options go to redis-py's ``from_url`` (socket timeouts default to ``timeout``).
+        """
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {k: v for k, v in query if k in ("prefix", "timeout")}
+        prefix = options.pop("prefix", ours.get("prefix", "asyncsess:"))
+        timeout = options.pop("timeout", float(ours.get("timeout", 5.0)))
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        options.setdefault("socket_timeout", seconds)
+        options.setdefault("socket_connect_timeout", seconds)
+        scheme = parts.scheme.lower()
+        rest = urlencode([(k, v) for k, v in query if k not in ours])
+        plain = urlunsplit((scheme.removesuffix("+cluster"), parts.netloc, parts.path, rest, ""))
+        factory = RedisCluster if scheme.endswith("+cluster") else Redis
+        store = cls(factory.from_url(plain, **options), prefix=prefix, timeout=timeout)
+        store._owned = True
+        return store
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self.prefix!r}, cluster={self._cluster})"
+
+    # -- plumbing ---------------------------------------------------------
+
+    async def _run(self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs) -> T:
+        """Run one step within the timeout, mapping driver errors (fail closed)."""
+        try:
+            with anyio.fail_after(self._timeout):
+                async with self._slots:
+                    if not self._ready:  # a cluster client is set up once, before any
+                        async with self._setup:  # concurrent use (lazy set-up races in redis-py)
+                            if not self._ready:
+                                await self._client.initialize()
+                                self._ready = True
+                    return await step(*args, **kw)
+        except (TimeoutError, RedisTimeoutError) as exc:
+            raise StoreUnavailable(
+                f"Redis did not answer within {self._timeout:g} s; check that it is up"
+            ) from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"Redis refused a session operation: {exc}") from exc
+
+    async def _each(self, script: AsyncScript, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Run ``script`` once per (key, args) in one pipeline (one round trip per node)."""
+        for attempt in (1, 2):
+            pipe = self._pipeline()
+            for key, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, 1, key, *args)  # NOSCRIPT: below
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
+                await self._client.script_load(script.script)  # every primary on a cluster
+                continue
+            if errors := [r for r in results if isinstance(r, Exception)]:
+                raise errors[0]
+            break
+        return results
+
+    async def _primaries(self) -> list[Any]:
+        return list(self._any.get_primaries()) if self._cluster else [None]
+
+    async def _scan(self, pattern: str) -> AsyncGenerator[list[bytes]]:
+        """Yield the keys matching ``pattern`` in batches (on a cluster, from every primary)."""
+        scan = self._any.scan
+        for node in await self._run(self._primaries):
+            cursor = None
+            while cursor != 0:
+                if node is None:
+                    cursor, keys = await self._run(scan, cursor or 0, pattern, _SCAN)
+                else:
+                    found = await self._run(scan, cursor or 0, pattern, _SCAN, target_nodes=node)
+                    cursors, keys = found
+                    cursor = cursors[node.name]
+                if keys:
+                    yield keys
+
+    def _pipeline(self) -> Any:
+        return self._any.pipeline(transaction=False)
+
+    def _skey(self, key: str) -> str:
+        return f"{self.prefix}s:{{{key}}}"
+
+    def _ukey(self, user_ref: str) -> str:
+        return f"{self.prefix}u:{{{user_ref}}}"
+
+    def _pattern(self, tail: str) -> str:
+        return "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + tail
+
+    @staticmethod
+    def _record(key: str, row: Sequence[bytes] | Mapping[bytes, bytes] | None) -> Record | None:
+        if not row:
+            return None
+        try:
+            u, p, v, c, e, a = (row[f] for f in _FIELDS) if isinstance(row, Mapping) else row
+            return Record(key, u.decode(), p, int(v), float(c), float(e), float(a))
+        except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"Redis session record {key[:8]}… is malformed: {exc}") from exc
+
+    # -- the store protocol ---------------------------------------------
+
+    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
+        """Return the record of ``key`` in one command (``EVALSHA`` when renewing)."""
+        if renew is None:
+            return self._record(key, await self._run(self._any.hgetall, self._skey(key)))
+        args = [repr(renew.now), repr(renew.threshold), repr(renew.until), _ms(renew.until)]
+        rows = await self._run(self._get, keys=[self._skey(key)], args=args)
+        return self._record(key, rows[0])
+
+    async def get_many(
+        self, keys: Sequence[str], *, renew: Renewal | None = None
+    ) -> list[Record | None]:
+        """Return the records of ``keys`` in one round trip (one per node on a cluster)."""
+        if not keys:
+            return []
+        skeys = [self._skey(key) for key in keys]
+        if renew is None:
+            pipe = self._pipeline()
+            for skey in skeys:
+                pipe.hgetall(skey)
+            rows: list[Any] = await self._run(pipe.execute)
+        else:
+            args = [repr(renew.now), repr(renew.threshold), repr(renew.until), _ms(renew.until)]
+            if self._one_node:
+                rows = await self._run(self._get, keys=skeys, args=args)
+            else:
+                found = await self._run(self._each, self._get, [(k, args) for k in skeys])
+                rows = [row[0] for row in found]
+        return [self._record(key, row) for key, row in zip(keys, rows, strict=True)]
+
+    async def _write(self, record: Record, expected: str) -> Any:
+        ukey = self._ukey(record.user_ref)
+        expires = repr(record.expires_at)
+        args: list[Any] = [
+            *(record.key, expires, _ms(max(record.absolute_at, record.expires_at))),  # index
+            *(expected, record.user_ref, record.payload, record.version),
+            *(repr(record.created_at), expires, repr(record.absolute_at), _ms(record.expires_at)),
+        ]
+        if self._one_node:
+            return await self._put(keys=[self._skey(record.key), ukey], args=args)
+        await self._index(keys=[ukey], args=args)  # index first: never a record without one
+        return await self._put(keys=[self._skey(record.key)], args=args)
+
+    async def insert(self, record: Record) -> None:
+        """Store a new record and add it to its user's index (atomic on one node)."""
+        await self._run(self._write, record, "")
+
+    async def replace(self, record: Record, *, expected_version: int) -> bool:
+        """Compare-and-set on the version, in one script (after the index step on a cluster)."""
+        return bool(await self._run(self._write, record, str(expected_version)))
+
+    async def _delete_one(self, key: str) -> bool:
+        index = self._ukey("")[:-1] if self._one_node else ""
+        owner = await self._delete(keys=[self._skey(key)], args=["", key, index])
+        if owner is not None and not self._one_node:
+            await self._client.zrem(self._ukey(owner.decode()), key)
+        return owner is not None
+
+    async def delete(self, key: str) -> bool:
+        """Delete one record and its index entry."""
+        return await self._run(self._delete_one, key)
+
+    async def _delete_all(self, user_ref: str, keep: str | None) -> int:
+        ukey, client = self._ukey(user_ref), self._any
+        if self._one_node:
+            args = [self._skey("")[:-1], user_ref, keep or ""]
+            return int(await self._delete_user(keys=[ukey], args=args))
+        members = [m.decode() for m in await client.zrange(ukey, 0, -1)]
+        doomed = [m for m in members if m != keep]
+        if not doomed:
+            return 0
+        calls = [(self._skey(member), [user_ref, member, ""]) for member in doomed]
+        owners = await self._each(self._delete, calls)
+        await self._client.zrem(ukey, *doomed)
+        return sum(owner is not None for owner in owners)
+
+    async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
+        """Delete the user's records but ``keep``; one script on a single node."""
+        return await self._run(self._delete_all, user_ref, keep)
+
+    async def _list(self, user_ref: str) -> list[Record]:
+        members = [m.decode() for m in await self._any.zrange(self._ukey(user_ref), 0, -1)]
+        pipe = self._pipeline()
+        for member in members:
+            pipe.hgetall(self._skey(member))
+        rows = await pipe.execute() if members else []
+        records = [self._record(m, row) for m, row in zip(members, rows, strict=True)]
+        return [r for r in records if r is not None and r.user_ref == user_ref]
+
+    async def list_user(self, user_ref: str) -> list[Record]:
+        """Return the user's records (index read, then the records)."""
+        return await self._run(self._list, user_ref)
+
+    async def _sweep_batch(self, ukeys: list[bytes], now: float, budget: int) -> int:
+        deleted = 0
+        while ukeys and deleted < budget:  # each round takes its entries out of the due range
+            page = budget - deleted
+            pipe = self._pipeline()
+            for ukey in ukeys:
+                pipe.zrangebyscore(ukey, "-inf", now, start=0, num=page)
+            due: list[list[bytes]] = await self._run(pipe.execute)
+            pending = [(u, members) for u, members in zip(ukeys, due, strict=True) if members]
+            ukeys = [u for u, _ in pending]
+            todo = [(u, m.decode()) for u, members in pending for m in members][:page]
+            calls = [(self._skey(member), [repr(now)]) for _, member in todo]
+            outcomes = await self._run(self._each, self._sweep, calls) if calls else []
+            pipe = self._pipeline()
+            for (ukey, member), outcome in zip(todo, outcomes, strict=True):
+                if isinstance(outcome, bytes):  # renewed since it was indexed: re-score
+                    pipe.zadd(ukey, {member: float(outcome)}, xx=True)
+                else:  # gone (0) or deleted now (1)
+                    pipe.zrem(ukey, member)
+                    deleted += outcome
+            await self._run(pipe.execute)
+        return deleted
+
+    async def sweep(self, now: float, *, limit: int) -> int:
+        """Tidy the user indexes; delete records expired at ``now`` that Redis still holds."""
+        deleted = 0
+        async with aclosing(self._scan(self._pattern("u:*"))) as batches:
+            async for ukeys in batches:
+                deleted += await self._sweep_batch(ukeys, now, limit - deleted)
+                if deleted >= limit:
+                    break
+        return deleted
+
+    async def wipe(self) -> int:
+        """Delete every key under the prefix (SCAN, never KEYS); return the records deleted."""
+        records = 0
+        session = self._skey("")[:-1].encode()
+        async with aclosing(self._scan(self._pattern("*"))) as batches:
+            async for keys in batches:
+                if ours := [k for k in keys if k.startswith(session)]:
+                    records += await self._run(self._client.unlink, *ours)
+                if others := [k for k in keys if not k.startswith(session)]:
+                    await self._run(self._client.unlink, *others)
+        return records
+
+    async def aclose(self) -> None:
+        """Close the client if :meth:`from_url` created it."""
+        if self._owned:
+            await self._client.aclose()
