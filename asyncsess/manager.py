@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import marshal
@@ -37,6 +38,7 @@ log = logging.getLogger("asyncsess")
 #: A coroutine function taking ``task_status`` by keyword, as ``TaskGroup.start`` wants.
 BackgroundTask = Callable[..., Coroutine[Any, Any, None]]
 _UPDATE_RETRIES = 16
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _store_failure(exc: Exception) -> StoreError:
@@ -142,6 +144,7 @@ class SessionManager:
                 'print(secrets.token_urlsafe(32))") or set ASYNCSESS_SECRET; '
                 "or pass privacy_mode=False to store data in the clear"
             )
+        self._get_now = self.store.get_now
         batches = type(self.store).get_many is not Store.get_many
         self._batcher = Batcher(self.store, limit=self.store.max_in_flight) if batches else None
         self._opened = False
@@ -348,9 +351,11 @@ class SessionManager:
             await self._open()
         now = self._clock()
         renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
-        key = token_key(token)
+        key = hashlib.sha256(token.encode()).hexdigest()
         try:
-            if self._batcher is None:
+            if self._get_now is not None:
+                record = self._get_now(key, renewal)
+            elif self._batcher is None:
                 record = await self.store.get(key, renew=renewal)
             else:
                 record = await self._batcher.get(key, renewal)
@@ -360,18 +365,27 @@ class SessionManager:
             raise _store_failure(exc) from exc
         if record is None or record.expires_at <= now or record.absolute_at <= now:
             return None
+        if record.memo is not None:
+            session: Session = record.memo
+            return session
         opened = self._unpack(token, record)
         if opened is None:
             return None
-        return Session(
+        user_id, data = opened
+        session = Session(
             record.key,
-            opened[0],
-            MappingProxyType(opened[1]),
+            user_id,
+            MappingProxyType(data),
             record.version,
             record.created_at,
             record.expires_at,
             record.absolute_at,
         )
+        if self._get_now is not None and all(type(v) in _SCALARS for v in data.values()):
+            # the store hands out this very record again until it changes; flat data
+            # makes the session wholly immutable, so it can be handed out again too
+            record.memo = session
+        return session
 
     async def revoke(self, token: object) -> bool:
         """End the session of ``token``; ``True`` if it existed."""

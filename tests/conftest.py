@@ -9,10 +9,10 @@ import asyncsess
 from asyncsess.stores.base import Store
 from tests.backends import StoreSpec
 
-pytest_plugins = ["tests.backends.local", "tests.backends.redis"]
+pytest_plugins = ["tests.backends.local", "tests.backends.redis", "tests.backends.sql"]
 
 #: Every store the conformance suite runs on; each has a ``<name>_store_spec`` fixture.
-BACKENDS = ["memory", "file", "redis", "redis_cluster"]
+BACKENDS = ["memory", "file", "redis", "redis_cluster", "sqlite", "postgresql", "mariadb"]
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OTHER_SECRET = "other-secret-0123456789-abcdefghijklmnopqrstuvwxyz"

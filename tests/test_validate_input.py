@@ -22,9 +22,9 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.calls = 0
 
-    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
+    def get_now(self, key: str, renew: Renewal | None = None) -> Record | None:
         self.calls += 1
-        return await super().get(key, renew=renew)
+        return super().get_now(key, renew)
 
     async def delete(self, key: str) -> bool:
         self.calls += 1

@@ -15,8 +15,8 @@ entry-point group.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, Self
 
 __all__ = ["Record", "Renewal", "Store"]
@@ -28,6 +28,8 @@ class Record:
 
     ``expires_at`` is when the store may drop the record (the sliding idle
     expiry, never past ``absolute_at``); times are seconds since the epoch.
+    ``memo`` is the manager's: stores leave it alone (an in-process store that
+    hands out the same object again lets the manager skip decoding it).
     """
 
     key: str
@@ -37,6 +39,7 @@ class Record:
     created_at: float
     expires_at: float
     absolute_at: float
+    memo: Any = field(default=None, compare=False, repr=False)
 
 
 class Renewal(NamedTuple):
@@ -98,6 +101,9 @@ class Store(abc.ABC):
     async def default_secret(self) -> bytes | None:
         """Return a secret the store keeps for itself, or ``None`` (the default)."""
         return None
+
+    #: An in-process store may offer ``get_now(key, renew)``: :meth:`get` without awaiting.
+    get_now: Callable[[str, Renewal | None], Record | None] | None = None
 
     @abc.abstractmethod
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:

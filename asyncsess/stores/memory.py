@@ -32,14 +32,18 @@ class MemoryStore(Store):
     def __len__(self) -> int:
         return len(self._records)
 
-    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
-        """Return the record under ``key``, renewing it if due."""
+    def get_now(self, key: str, renew: Renewal | None = None) -> Record | None:
+        """Return the record under ``key``, renewing it if due, without awaiting."""
         record = self._records.get(key)
-        if record is not None and renew is not None:
+        if record is not None and renew is not None and record.expires_at < renew.threshold:
             renewed = renew.apply(record)
             if renewed is not None:
                 self._records[key] = record = renewed
         return record
+
+    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
+        """Return the record under ``key``, renewing it if due."""
+        return self.get_now(key, renew)
 
     async def insert(self, record: Record) -> None:
         """Store a new record."""
