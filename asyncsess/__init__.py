@@ -1,5 +1,8 @@
 """asyncsess: async-first sessions, sealed at rest, on memory, files, Redis, SQL and MongoDB."""
 
+from .accounts import Accounts as Accounts
+from .accounts import PasswordHasher as PasswordHasher
+from .accounts import User as User
 from .exceptions import AccountError as AccountError
 from .exceptions import AsyncsessError as AsyncsessError
 from .exceptions import ConfigurationError as ConfigurationError
@@ -13,6 +16,8 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .exceptions import UnknownUser as UnknownUser
 from .exceptions import UserExists as UserExists
 from .manager import SessionManager as SessionManager
+from .ratelimit import Decision as Decision
+from .ratelimit import RateLimiter as RateLimiter
 from .session import Session as Session
 from .session import SessionInfo as SessionInfo
 from .stores._registry import open_store as open_store
@@ -24,12 +29,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccountError",
+    "Accounts",
     "AsyncsessError",
     "ConfigurationError",
+    "Decision",
     "InvalidPassword",
     "InvalidUsername",
     "LoginThrottled",
     "MissingDependency",
+    "PasswordHasher",
+    "RateLimiter",
     "Record",
     "Renewal",
     "Session",
@@ -40,6 +49,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UnknownUser",
+    "User",
     "UserExists",
     "__version__",
     "open_store",

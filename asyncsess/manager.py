@@ -17,6 +17,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ._batching import Batcher
+from .accounts.core import Accounts
+from .accounts.login import login as _login
+from .accounts.user import User
 from .config import duration, settings_from_env, settings_from_mapping
 from .exceptions import (
     AsyncsessError,
@@ -25,6 +28,7 @@ from .exceptions import (
     StoreError,
     StoreUnavailable,
 )
+from .ratelimit import RateLimiter
 from .sealing import Keyring, SealError, normalize_secrets
 from .session import Session, SessionInfo
 from .stores._registry import open_store
@@ -109,6 +113,9 @@ class SessionManager:
         renew_fraction: float = 0.5,
         sweep_batch: int = 500,
         store_options: Mapping[str, Any] | None = None,
+        accounts: Accounts | None = None,
+        login_limiter: RateLimiter | None = None,
+        client_limiter: RateLimiter | None = None,
     ) -> None:
         if isinstance(store, str):
             self.store: Store = open_store(store, **(store_options or {}))
@@ -151,6 +158,19 @@ class SessionManager:
         self._open_lock = anyio.Lock()
         self._background: list[BackgroundTask] = [self._sweeper]
         self._exit_stack: AsyncExitStack | None = None
+        if accounts is not None and not isinstance(accounts, Accounts):
+            raise ConfigurationError(f"accounts must be an Accounts, not {type(accounts).__name__}")
+        for name, limiter in (("login_limiter", login_limiter), ("client_limiter", client_limiter)):
+            if limiter is not None and not isinstance(limiter, RateLimiter):
+                raise ConfigurationError(f"{name} must be a RateLimiter, not {limiter!r}")
+        self.accounts = accounts
+        self.login_limiter = login_limiter
+        # One limiter may serve both: its keys are "user:<name>" and "client:<address>".
+        self.client_limiter = client_limiter if client_limiter is not None else login_limiter
+        if accounts is not None:  # a new password or a deleted user ends every session
+            accounts.on_password_change = accounts.on_delete = self._end_sessions_of
+        for limiter in {id(x): x for x in (self.login_limiter, self.client_limiter) if x}.values():
+            self._background.append(limiter.cleanup_task)  # bounds the memory limiter's keys
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Self:
@@ -479,6 +499,39 @@ class SessionManager:
             if removed < self.sweep_batch:
                 return total
             await anyio.lowlevel.checkpoint()
+
+    # -- accounts ---------------------------------------------------------
+
+    async def _end_sessions_of(self, user: User) -> None:
+        await self.revoke_all(user.id)
+
+    async def login(self, username: str, password: str, *, client: str | None = None) -> str | None:
+        """Authenticate against ``accounts`` and return a new session's token, or ``None``.
+
+        Attempts are counted per username by ``login_limiter`` and per
+        ``client`` (e.g. the remote address) by ``client_limiter``; over a
+        limit, :class:`~asyncsess.LoginThrottled` (``retry_after``, ``scope``)
+        is raised. A success resets the username's count. The session's user
+        id is ``user.id`` and its data ``{"username": user.username}``. See
+        :mod:`asyncsess.accounts.login`.
+        """
+        if self.accounts is None:
+            raise ConfigurationError(
+                "login needs accounts: SessionManager(..., accounts=Accounts(store))"
+            )
+        return await _login(
+            self,
+            self.accounts,
+            username,
+            password,
+            client=client,
+            user_limiter=self.login_limiter,
+            client_limiter=self.client_limiter,
+        )
+
+    async def logout(self, token: object) -> bool:
+        """End the session of ``token`` (:meth:`revoke`); ``True`` if it existed."""
+        return await self.revoke(token)
 
     async def wipe(self) -> int:
         """Delete every session in the store; return the count."""

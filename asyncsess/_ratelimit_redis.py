@@ -1,0 +1,129 @@
+"""The Redis side of :class:`asyncsess.RateLimiter`: one Lua script, atomic (imported lazily).
+
+Each key ``{prefix}<blake2b(key)>`` holds the TAT in integer microseconds and
+expires (``PX``) when the TAT passes, i.e. as soon as it carries no
+information, so Redis needs no cleanup. Works on Redis 6.2+/Valkey and on
+Redis Cluster (one key per call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .exceptions import ConfigurationError, StoreError, StoreUnavailable
+
+__all__ = ["RedisBackend"]
+
+T = TypeVar("T")
+
+# KEYS[1] the key; ARGV: now (µs, or "" for the server's clock), interval (µs), burst,
+# "1" to record an allowed hit. Returns {allowed, remaining, retry_after_us}.
+_GCRA = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if now < allow_at then
+  return {0, 0, allow_at - now}
+end
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[1], string.format('%d', new_tat),
+             'PX', string.format('%d', math.ceil((new_tat - now) / 1000)))
+end
+return {1, math.floor((now - allow_at) / interval), 0}
+"""
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError)
+
+
+class RedisBackend:
+    """GCRA steps as one ``EVALSHA`` each; see the module docstring."""
+
+    def __init__(self, store: str | Any, *, prefix: str, timeout: float) -> None:
+        if not prefix:
+            raise ConfigurationError("the rate limiter's Redis prefix must be a non-empty str")
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
+        self._owned = isinstance(store, str)
+        if isinstance(store, str):
+            scheme, sep, rest = store.partition("://")
+            options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+            factory: Callable[..., Redis | RedisCluster] = Redis.from_url
+            if scheme.lower().endswith("+cluster"):
+                factory = RedisCluster.from_url
+                scheme = scheme[: -len("+cluster")]
+            try:
+                client = factory(f"{scheme}{sep}{rest}", **options)
+            except (ValueError, RedisError) as exc:
+                raise ConfigurationError(f"invalid rate limiter Redis URL: {exc}") from exc
+        elif isinstance(store, Redis | RedisCluster):
+            client = store
+        else:
+            raise ConfigurationError(
+                "rate limiter store must be memory://, a redis:// URL or a redis.asyncio client, "
+                f"not {type(store).__name__}"
+            )
+        self._client: Redis | RedisCluster = client
+        # Never more calls in flight than the pool has connections: redis-py raises, not waits.
+        if isinstance(client, RedisCluster):  # max_connections is per node
+            slots = int(client.connection_kwargs.get("max_connections") or 100)
+        else:
+            slots = client.connection_pool.max_connections
+        self._slots = anyio.Semaphore(slots)
+        self._prefix = prefix
+        self._timeout = timeout
+        self._script = client.register_script(_GCRA)
+
+    async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            with anyio.fail_after(self._timeout):
+                async with self._slots:
+                    return await call()
+        except (TimeoutError, *_UNAVAILABLE) as exc:
+            raise StoreUnavailable(
+                f"the rate limiter's Redis did not answer within {self._timeout:g} s "
+                f"({type(exc).__name__}); check that it is up and reachable"
+            ) from exc
+        except RedisError as exc:
+            raise StoreError(f"the rate limiter's Redis failed: {type(exc).__name__}") from exc
+
+    async def step(
+        self, key: str, now: int | None, interval: int, burst: int, store: bool
+    ) -> tuple[bool, int, int]:
+        """Run the script once."""
+        args = ["" if now is None else now, interval, burst, "1" if store else "0"]
+        reply = await self._run(lambda: self._script(keys=[self._prefix + key], args=args))
+        allowed, remaining, retry = (int(x) for x in reply)
+        return bool(allowed), remaining, retry
+
+    async def reset(self, key: str) -> bool:
+        """DEL the key."""
+        deleted = await self._run(lambda: self._client.delete(self._prefix + key))
+        return bool(deleted)
+
+    async def cleanup(self, clock: Callable[[], int]) -> int:
+        """Nothing to do: keys expire by themselves."""
+        return 0
+
+    def tracked_keys(self) -> int | None:
+        """Unknown without a scan: ``None``."""
+        return None
+
+    async def aclose(self) -> None:
+        """Close the client if it was made from a URL."""
+        if self._owned:
+            await self._client.aclose()

@@ -1,0 +1,198 @@
+"""SQL users on SQLAlchemy Core: one table, by default in the sessions' database.
+
+The table is defined on :data:`metadata` (add it to your Alembic
+``target_metadata``); :func:`users_table` builds it under another name. Every
+call is one statement in AUTOCOMMIT mode; a duplicate username is refused by
+the table's unique constraint (so two concurrent ``create_user`` calls of one
+name cannot both win) and becomes :class:`~asyncsess.UserExists`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final, Self
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ...exceptions import ConfigurationError, StoreError, StoreUnavailable, UserExists
+from ...stores.sql import SQLStore
+from ..user import MAX_USERNAME, UserRecord
+from . import UserStore
+
+__all__ = ["DEFAULT_TABLE", "SQLUsers", "metadata", "users_table"]
+
+DEFAULT_TABLE: Final = "asyncsess_users"
+_MY: Final = ("mysql", "mariadb")
+_UNAVAILABLE: Final = (
+    OSError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
+
+
+def users_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
+    """Define the users table called ``name`` on ``metadata`` and return it."""
+    # Binary collation on MySQL/MariaDB: usernames are compared exactly as normalised.
+    username = sa.String(MAX_USERNAME).with_variant(
+        mysql.VARCHAR(MAX_USERNAME, collation="utf8mb4_bin"), *_MY
+    )
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("username", username, nullable=False),
+        sa.Column("password_hash", sa.String(512), nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),  # seconds since the epoch
+        sa.UniqueConstraint("username", name=f"uq_{name}_username"),
+    )
+
+
+#: The schema of the default table, for the application's own migrations.
+metadata = sa.MetaData()
+users_table(metadata)
+
+
+def _reason(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0][:200]}" if lines else type(cause).__name__
+
+
+class SQLUsers(UserStore):
+    """Users in one SQL table through an :class:`AsyncEngine` (never disposed if given)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        table: str = DEFAULT_TABLE,
+        timeout: float = 5.0,
+        create_table: bool = True,
+    ) -> None:
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
+        level = engine.get_execution_options().get("isolation_level")
+        on_connect = getattr(engine.sync_engine.dialect, "_on_connect_isolation_level", None)
+        if "AUTOCOMMIT" not in (level, on_connect):  # single statements need no transaction
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = engine
+        self._timeout = timeout
+        self._create = create_table
+        self._owned: SQLStore | None = None
+        self.table = (
+            metadata.tables[table] if table == DEFAULT_TABLE else users_table(sa.MetaData(), table)
+        )
+
+    @classmethod
+    def create(
+        cls,
+        target: object,
+        *,
+        table: str = DEFAULT_TABLE,
+        timeout: float = 5.0,
+        create_table: bool = True,
+        **engine_options: Any,
+    ) -> Self:
+        """From a URL (own engine), a SQLStore (its engine) or an AsyncEngine."""
+        owned = None
+        if isinstance(target, str):
+            owned = SQLStore.from_url(target, timeout=timeout, **engine_options)
+            engine = owned.engine
+        elif engine_options:
+            raise ConfigurationError("engine options only apply when accounts are given a URL")
+        elif isinstance(target, SQLStore):
+            engine = target.engine
+        elif isinstance(target, AsyncEngine):
+            engine = target
+        else:
+            raise ConfigurationError(f"not an SQL target: {type(target).__name__}")
+        users = cls(engine, table=table, timeout=timeout, create_table=create_table)
+        users._owned = owned
+        return users
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            with anyio.fail_after(self._timeout):
+                async with self._engine.connect() as conn:
+                    yield conn
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"the accounts database did not answer within {self._timeout:g} s"
+            ) from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"the accounts database is unavailable: {_reason(exc)}") from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise StoreError(f"the accounts database failed: {_reason(exc)}") from exc
+
+    async def _rowcount(self, statement: sa.Executable) -> int:
+        async with self._connect() as conn:
+            return (await conn.execute(statement)).rowcount
+
+    async def open(self) -> None:
+        """Create the table unless it exists (``create_table=True``)."""
+        if not self._create:
+            return
+        async with self._connect() as conn:
+            try:
+                await conn.run_sync(self.table.create, checkfirst=True)
+            except (sa_exc.ProgrammingError, sa_exc.IntegrityError, sa_exc.OperationalError):
+                # Another process may have created it between the check and CREATE.
+                if not await conn.run_sync(lambda c: sa.inspect(c).has_table(self.table.name)):
+                    raise
+
+    async def insert(self, record: UserRecord) -> None:
+        """INSERT; the unique constraint refuses a taken username."""
+        values = {
+            "id": record.id,
+            "username": record.username,
+            "password_hash": record.password_hash,
+            "created_at": record.created_at,
+        }
+        async with self._connect() as conn:
+            try:
+                await conn.execute(sa.insert(self.table).values(**values))
+            except sa_exc.IntegrityError as exc:
+                raise UserExists("a user with this username exists already") from exc
+
+    async def get(self, username: str) -> UserRecord | None:
+        """SELECT by username."""
+        t = self.table
+        stmt = sa.select(t.c.id, t.c.username, t.c.password_hash, t.c.created_at)
+        async with self._connect() as conn:
+            row = (await conn.execute(stmt.where(t.c.username == username))).first()
+        return None if row is None else UserRecord(row[0], row[1], row[2], float(row[3]))
+
+    async def set_hash(self, user_id: str, old: str, new: str) -> bool:
+        """UPDATE ... WHERE id = :id AND password_hash = :old."""
+        t = self.table
+        stmt = sa.update(t).where(t.c.id == user_id, t.c.password_hash == old)
+        return await self._rowcount(stmt.values(password_hash=new)) == 1
+
+    async def delete(self, user_id: str) -> bool:
+        """DELETE by id."""
+        t = self.table
+        return await self._rowcount(sa.delete(t).where(t.c.id == user_id)) > 0
+
+    async def count(self) -> int:
+        """SELECT count(*)."""
+        async with self._connect() as conn:
+            found = await conn.scalar(sa.select(sa.func.count()).select_from(self.table))
+        return int(found or 0)
+
+    async def wipe(self) -> int:
+        """DELETE every row."""
+        return await self._rowcount(sa.delete(self.table))
+
+    async def aclose(self) -> None:
+        """Dispose of the engine if it was made from a URL."""
+        owned, self._owned = self._owned, None
+        if owned is not None:
+            await owned.aclose()

@@ -1,0 +1,268 @@
+"""RateLimiter (GCRA) on memory and on the machine's Redis: exact under concurrency, exact
+retry_after with an injected clock, reset, key layout and TTLs, and idle-key cleanup."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+from redis import Redis as SyncRedis
+from redis import RedisError
+from redis.asyncio import Redis
+
+from asyncsess import ConfigurationError, SessionManager, StoreUnavailable
+from asyncsess.ratelimit import Decision, Rate, RateLimiter, parse_rate
+from tests.backends import unavailable
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+MakeLimiter = Callable[..., RateLimiter]
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of the test's own on the machine's Redis, wiped afterwards."""
+    try:
+        with SyncRedis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2) as client:
+            client.ping()
+    except RedisError:
+        unavailable("Redis at 127.0.0.1:6379", "start it with: redis-server --daemonize yes")
+    prefix = f"asyncsess-test:rl:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    with SyncRedis.from_url(REDIS_URL, socket_timeout=5) as client:
+        for key in list(client.scan_iter(match=prefix + "*", count=1000)):
+            client.delete(key)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[MakeLimiter]:
+    """Build limiters on the parametrised store; closed after the test."""
+    created: list[RateLimiter] = []
+    options: dict[str, Any] = {}
+    if request.param == "redis":
+        options = {"store": REDIS_URL, "prefix": request.getfixturevalue("redis_prefix")}
+
+    def make(rate: str = "5/minute", **kwargs: Any) -> RateLimiter:
+        limiter = RateLimiter(rate, **{**options, **kwargs})
+        created.append(limiter)
+        return limiter
+
+    try:
+        yield make
+    finally:
+        for limiter in created:
+            await limiter.aclose()
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("5/minute", Rate(5, 60.0)),
+        ("100/hour", Rate(100, 3600.0)),
+        ("10/second", Rate(10, 1.0)),
+        ("3/15minutes", Rate(3, 900.0)),
+        (" 3 / 15 min ", Rate(3, 900.0)),
+        ("1 per day", Rate(1, 86400.0)),
+        ("2/H", Rate(2, 3600.0)),
+    ],
+)
+def test_parse_rate(text: str, rate: Rate) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize(
+    "text", ["", "5", "5/", "/minute", "0/minute", "5/0minutes", "5/fortnight", "-1/s", "5/1.5s", 5]
+)
+def test_bad_rates_are_configuration_errors(text: object) -> None:
+    with pytest.raises(ConfigurationError):
+        parse_rate(text)
+    with pytest.raises(ConfigurationError):
+        RateLimiter(text)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"burst": 0},
+        {"burst": 1.5},
+        {"store": "nope://x"},
+        {"store": 42},
+        {"cleanup_interval": 0},
+        {"rate": "10000000/second"},
+        {"rate": Rate(0, 60.0)},
+        {"rate": Rate(1, 0.0)},
+    ],
+)
+def test_bad_options_are_configuration_errors(bad: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        RateLimiter(**bad)
+
+
+@pytest.mark.parametrize("frozen", [True, False], ids=["injected-clock", "real-clock"])
+async def test_exactly_n_of_1000_concurrent_hits(
+    make_limiter: MakeLimiter, clock: FakeClock, frozen: bool
+) -> None:
+    limiter = make_limiter("25/hour", clock=clock if frozen else None)
+    decisions: list[Decision] = []
+
+    async def hit() -> None:
+        decisions.append(await limiter.hit("one key"))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(1000):
+            tg.start_soon(hit)
+    allowed = [d for d in decisions if d.allowed]
+    assert len(decisions) == 1000
+    assert len(allowed) == 25
+    assert sorted(d.remaining for d in allowed) == list(range(25))
+    assert all(d.retry_after > 0 and d.remaining == 0 for d in decisions if not d.allowed)
+
+
+async def test_retry_after_is_exact_with_an_injected_clock(
+    make_limiter: MakeLimiter, clock: FakeClock
+) -> None:
+    limiter = make_limiter("3/minute", clock=clock)  # one hit per 20 s, 3 at once
+    assert [await limiter.hit("k") for _ in range(3)] == [
+        Decision(True, 2, 0.0),
+        Decision(True, 1, 0.0),
+        Decision(True, 0, 0.0),
+    ]
+    assert await limiter.hit("k") == Decision(False, 0, 20.0)
+    clock.advance(5)
+    assert await limiter.hit("k") == Decision(False, 0, 15.0)  # refused hits are not counted
+    clock.advance(15)
+    assert await limiter.hit("k") == Decision(True, 0, 0.0)
+    assert await limiter.hit("k") == Decision(False, 0, 20.0)
+    clock.advance(40.5)
+    assert await limiter.hit("k") == Decision(True, 1, 0.0)
+    clock.advance(3600)
+    assert await limiter.peek("k") == Decision(True, 3, 0.0)
+
+
+async def test_burst(make_limiter: MakeLimiter, clock: FakeClock) -> None:
+    steady = make_limiter("6/minute", burst=1, clock=clock)
+    assert (await steady.hit("k")).allowed
+    assert await steady.hit("k") == Decision(False, 0, 10.0)
+    clock.advance(10)
+    assert await steady.hit("k") == Decision(True, 0, 0.0)
+
+    bursty = make_limiter("1/second", burst=5, clock=clock)
+    results = [(await bursty.hit("k")).allowed for _ in range(6)]
+    assert results == [True] * 5 + [False]
+    clock.advance(2)
+    assert [(await bursty.hit("k")).allowed for _ in range(3)] == [True, True, False]
+
+
+async def test_peek_does_not_count(make_limiter: MakeLimiter, clock: FakeClock) -> None:
+    limiter = make_limiter("2/minute", clock=clock)
+    assert await limiter.peek("k") == Decision(True, 2, 0.0)
+    assert await limiter.peek("k") == Decision(True, 2, 0.0)
+    await limiter.hit("k")
+    assert await limiter.peek("k") == Decision(True, 1, 0.0)
+    await limiter.hit("k")
+    assert await limiter.peek("k") == Decision(False, 0, 30.0)
+    assert await limiter.peek("k") == Decision(False, 0, 30.0)
+
+
+async def test_reset_and_independent_keys(make_limiter: MakeLimiter, clock: FakeClock) -> None:
+    limiter = make_limiter("2/hour", clock=clock)
+    for _ in range(2):
+        await limiter.hit("user:alice")
+    assert not (await limiter.hit("user:alice")).allowed
+    assert (await limiter.hit("user:bob")).allowed
+    assert await limiter.reset("user:alice") is True
+    assert await limiter.reset("user:alice") is False
+    assert await limiter.hit("user:alice") == Decision(True, 1, 0.0)
+    assert await limiter.hit("user:bob") == Decision(True, 0, 0.0)
+
+
+async def test_keys_must_be_str(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter()
+    for bad in (None, b"k", 1):
+        with pytest.raises(TypeError):
+            await limiter.hit(bad)  # type: ignore[arg-type]
+
+
+async def test_redis_keys_are_hashed_and_expire(redis_prefix: str, clock: FakeClock) -> None:
+    async with Redis.from_url(REDIS_URL) as client:
+        limiter = RateLimiter("3/minute", store=client, prefix=redis_prefix)  # server clock
+        await limiter.hit("user:alice@example.com")
+        await limiter.hit("user:alice@example.com")
+        keys = [key async for key in client.scan_iter(match=redis_prefix + "*")]
+        assert len(keys) == 1
+        assert b"alice" not in keys[0]
+        assert 20_000 < await client.pttl(keys[0]) <= 40_000  # until the TAT passes
+        await limiter.aclose()
+        assert await client.ping()  # an app-owned client stays open
+        assert limiter.tracked_keys() is None
+        with anyio.fail_after(1):
+            await limiter.cleanup_task()  # nothing to clean in Redis: returns at once
+
+
+async def test_redis_url_client_is_closed_and_failures_are_mapped(redis_prefix: str) -> None:
+    dead = RateLimiter(store="redis://127.0.0.1:1/0", prefix=redis_prefix, timeout=0.5)
+    with pytest.raises(StoreUnavailable):
+        await dead.hit("k")
+    await dead.aclose()
+    with pytest.raises(ConfigurationError):
+        RateLimiter(store=object())
+    with pytest.raises(ConfigurationError):
+        RateLimiter(store=REDIS_URL, prefix="")
+
+
+async def test_cleanup_drops_only_idle_keys(clock: FakeClock) -> None:
+    limiter = RateLimiter("3/minute", clock=clock)
+    await limiter.hit("light")  # TAT = now + 20 s
+    for _ in range(3):
+        await limiter.hit("heavy")  # TAT = now + 60 s
+    for i in range(2500):
+        await limiter.hit(f"client:{i}")
+    assert limiter.tracked_keys() == 2502
+    assert await limiter.cleanup() == 0
+    clock.advance(20)
+    before = await limiter.peek("heavy")
+    assert await limiter.cleanup() == 2501
+    assert limiter.tracked_keys() == 1
+    assert await limiter.peek("heavy") == before  # cleanup never changes a decision
+    assert await limiter.peek("light") == Decision(True, 3, 0.0)
+    clock.advance(40)
+    assert await limiter.cleanup() == 1
+    assert limiter.tracked_keys() == 0
+
+
+async def test_cleanup_task_runs_in_the_managers_task_group(clock: FakeClock) -> None:
+    limiter = RateLimiter("3/minute", clock=clock, cleanup_interval=0.01)
+    mgr = SessionManager("memory://")
+    mgr.add_background_task(limiter.cleanup_task)
+    async with mgr:
+        for i in range(100):
+            await limiter.hit(f"k{i}")
+        assert limiter.tracked_keys() == 100
+        clock.advance(21)
+        with anyio.fail_after(5):
+            while limiter.tracked_keys():
+                await anyio.sleep(0.01)
+    assert limiter.tracked_keys() == 0
+
+
+async def test_processes_share_counters_but_not_with_other_rates(
+    redis_prefix: str, clock: FakeClock
+) -> None:
+    """Two limiters of one rate on one Redis act as one (two processes of an app)."""
+    first, second, other = (
+        RateLimiter(rate, store=REDIS_URL, prefix=redis_prefix, clock=clock)
+        for rate in ("2/minute", "2/minute", "3/minute")
+    )
+    try:
+        assert await first.hit("k") == Decision(True, 1, 0.0)
+        assert await second.hit("k") == Decision(True, 0, 0.0)
+        assert await first.hit("k") == Decision(False, 0, 30.0)
+        assert await other.hit("k") == Decision(True, 2, 0.0)
+    finally:
+        for limiter in (first, second, other):
+            await limiter.aclose()
