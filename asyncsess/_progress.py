@@ -1,0 +1,41 @@
+"""A dependency-free progress bar for the command line, drawn only on a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """A one-line progress bar on a terminal (silent when ``stream`` is not a TTY)."""
+
+    def __init__(self, label: str, total: int | None, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.label, self.total = label, total
+        self.enabled = self.stream.isatty()
+        self._drawn = 0.0
+
+    def update(self, done: int, *, force: bool = False) -> None:
+        """Redraw with ``done`` items finished (at most ten times a second)."""
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._drawn < 0.1):
+            return
+        self._drawn = now
+        if self.total:
+            share = min(done / self.total, 1.0)
+            bar = "#" * int(share * 30)
+            line = f"{self.label} [{bar:<30}] {share:4.0%} {done}/{self.total}"
+        else:
+            line = f"{self.label} {done}…"
+        self.stream.write(f"\r{line}\x1b[K")
+        self.stream.flush()
+
+    def close(self, done: int) -> None:
+        """Draw the final state and end the line."""
+        if self.enabled:
+            self.update(done, force=True)
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,305 @@
+"""The ``asyncsess`` command: session-store chores from a shell (also ``python -m asyncsess``).
+
+Every command takes the store as ``--url`` or ``ASYNCSESS_URL`` and the
+secret(s) as ``--secret`` or ``ASYNCSESS_SECRET`` (prefer the variable: a
+command line is visible to other users); the other ``ASYNCSESS_*`` settings
+apply too. ``sweep``, ``wipe`` and ``stats`` need no secret.
+
+A result is one line on stdout (``swept 12 expired sessions``); messages go
+to stderr, prefixed ``asyncsess:``. A progress bar is drawn on stderr during
+long sweeps and wipes when stderr is a terminal. Exit codes:
+
+===  ========================================================================
+0    done
+1    failed: the store or the operation did not succeed (the message says why)
+2    usage: bad arguments, no store URL, a setting to fix
+3    refused: ``wipe`` was not confirmed; nothing was deleted
+130  interrupted (Ctrl-C)
+===  ========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import anyio
+
+from ._progress import Progress
+from .exceptions import AsyncsessError, ConfigurationError
+from .manager import SessionManager
+
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+_FAR_FUTURE = 1000 * 365 * 86400.0  # "every expiry before then": every session
+
+
+class _Refused(Exception):
+    """The operator did not confirm; exit 3."""
+
+
+class _Usage(Exception):
+    """A usage error found after parsing; exit 2."""
+
+
+@runtime_checkable
+class _Counting(Protocol):
+    async def count(self, now: float) -> tuple[int, int]: ...
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _manager(args: argparse.Namespace) -> SessionManager:
+    options: dict[str, Any] = {"store": args.url}
+    if args.secret:
+        options["secret"] = [s.strip() for s in args.secret.split(",") if s.strip()]
+    elif args.command in ("sweep", "wipe", "stats", "users") and not os.environ.get(
+        "ASYNCSESS_SECRET"
+    ):
+        options["privacy_mode"] = False  # these open no session: no secret needed
+    return SessionManager.from_env(**options)
+
+
+async def _count(mgr: SessionManager) -> tuple[int, int] | None:
+    store = mgr.store
+    return await store.count(time.time()) if isinstance(store, _Counting) else None
+
+
+async def _batches(mgr: SessionManager, label: str, now: float, total: int | None) -> int:
+    """Sweep records expiring by ``now`` in batches of ``mgr.sweep_batch``, with a progress bar."""
+    progress, done = Progress(label, total), 0
+    try:
+        while True:
+            removed = await mgr.store.sweep(now, limit=mgr.sweep_batch)
+            done += removed
+            progress.update(done)
+            if removed < mgr.sweep_batch:
+                return done
+    finally:
+        progress.close(done)
+
+
+async def _demo(mgr: SessionManager, args: argparse.Namespace) -> None:
+    token = await mgr.create("demo-user", {"role": "demo"})
+    print(f"created   a session for demo-user (token {token[:6]}…, stored only as a hash)")
+    session = await mgr.validate(token)
+    assert session is not None
+    print(f"validate  -> user {session.user_id}, data {dict(session.data)}")
+    new = await mgr.rotate(token)
+    print(f"rotate    -> old token valid: {await mgr.validate(token) is not None}")
+    print(f"revoke    -> {await mgr.revoke(new)}")
+
+
+async def _stats(mgr: SessionManager, args: argparse.Namespace) -> None:
+    counts = await _count(mgr)
+    if counts is None:
+        raise AsyncsessError(f"{type(mgr.store).__name__} cannot count its sessions (no count())")
+    print(f"live {counts[0]}")
+    print(f"expired {counts[1]}")
+
+
+async def _sweep(mgr: SessionManager, args: argparse.Namespace) -> None:
+    counts = await _count(mgr)
+    swept = await _batches(mgr, "sweeping", time.time(), counts and counts[1])
+    print(f"swept {swept} expired sessions")
+
+
+async def _wipe(mgr: SessionManager, args: argparse.Namespace) -> None:
+    counts = await _count(mgr)
+    total = counts and sum(counts)
+    wiped = await _batches(mgr, "wiping", time.time() + _FAR_FUTURE, total)
+    wiped += await mgr.store.wipe()  # whatever the batches could not reach
+    print(f"wiped {wiped} sessions")
+
+
+async def _revoke_user(mgr: SessionManager, args: argparse.Namespace) -> None:
+    print(f"revoked {await mgr.revoke_all(args.user_id)} sessions")
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise _Usage("no password: pass --password-stdin or run in a terminal")
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        raise _Usage("the passwords differ")
+    return password
+
+
+async def _users(mgr: SessionManager, args: argparse.Namespace) -> None:
+    from .accounts import Accounts
+
+    async with Accounts(args.url) as accounts:
+        if args.action == "create":
+            created = await accounts.create_user(args.username, _password(args))
+            print(f"created user {created.username} {created.id}")
+            return
+        user = await accounts.get_user(args.username)
+        if user is None or not await accounts.delete_user(args.username):
+            raise AsyncsessError(f"no user named {args.username!r}")
+        revoked = await mgr.revoke_all(user.id)
+        print(f"deleted user {user.username}; revoked {revoked} sessions")
+
+
+def _confirm_wipe(args: argparse.Namespace) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise _Refused(
+            "wipe refused: no terminal to confirm on; nothing was deleted "
+            "(pass --yes to wipe without asking)"
+        )
+    sys.stderr.write(f"Delete every session in {_redact(args.url)}? Type 'yes' to confirm: ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() != "yes":
+        raise _Refused("wipe not confirmed; nothing was deleted")
+
+
+Command = Callable[[SessionManager, argparse.Namespace], Awaitable[None]]
+
+
+_COMMANDS: list[tuple[str, Command, str, str]] = [
+    (
+        "demo",
+        _demo,
+        "create, validate, rotate and revoke one session",
+        "The store defaults to memory://; the session is revoked at the end.",
+    ),
+    ("stats", _stats, "count the live and the expired sessions", "Prints 'live N', 'expired N'."),
+    ("sweep", _sweep, "delete the expired sessions", "Prints 'swept N expired sessions'."),
+    (
+        "wipe",
+        _wipe,
+        "delete every session in the store",
+        "Asks for confirmation on a terminal; without one it refuses (exit 3) and deletes "
+        "nothing unless --yes is given. Prints 'wiped N sessions'.",
+    ),
+    (
+        "revoke-user",
+        _revoke_user,
+        "end every session of one user",
+        "Prints 'revoked N sessions'. Needs the secret the sessions were sealed with.",
+    ),
+    (
+        "users",
+        _users,
+        "create or delete a user account",
+        "Accounts live in the same database as the sessions (memory, SQL or MongoDB).",
+    ),
+]
+_EPILOG = """\
+examples:
+  asyncsess --url file:///var/lib/app/sessions sweep
+  ASYNCSESS_URL=sqlite+aiosqlite:///app.db asyncsess stats
+  asyncsess --url redis://localhost/0 revoke-user 8f3c2a
+  asyncsess --url file:///var/lib/app/sessions wipe --yes
+
+exit codes: 0 done, 1 failed, 2 usage, 3 refused (wipe not confirmed; nothing deleted)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url", default=argparse.SUPPRESS, help="the store URL (default: $ASYNCSESS_URL)"
+    )
+    common.add_argument(
+        "--secret",
+        default=argparse.SUPPRESS,
+        help="secret(s), newest first, comma-separated (default: $ASYNCSESS_SECRET, "
+        "which is safer: a command line is visible to other users)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="asyncsess",
+        parents=[common],
+        description="Chores on an asyncsess session store: sweep expired sessions, wipe "
+        "everything, count, end a user's sessions, manage user accounts.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: dict[str, argparse.ArgumentParser] = {}
+    for name, run, text, more in _COMMANDS:
+        commands[name] = sub.add_parser(
+            name, parents=[common], help=text, description=f"{text}. {more}"
+        )
+        commands[name].set_defaults(run=run)
+    commands["wipe"].add_argument("--yes", action="store_true", help="delete without asking")
+    commands["revoke-user"].add_argument(
+        "user_id", metavar="USER_ID", help="the user id the sessions belong to"
+    )
+    actions = commands["users"].add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        parents=[common],
+        help="create a user",
+        description="Create a user; prints 'created user NAME ID'. The password is asked "
+        "twice on a terminal, or read from stdin with --password-stdin.",
+    )
+    create.add_argument("username", metavar="USERNAME", help="the new user's name")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    delete = actions.add_parser(
+        "delete",
+        parents=[common],
+        help="delete a user and end their sessions",
+        description="Delete a user and end their sessions; prints "
+        "'deleted user NAME; revoked N sessions'.",
+    )
+    delete.add_argument("username", metavar="USERNAME", help="the user to delete")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    args.url = getattr(args, "url", None) or os.environ.get("ASYNCSESS_URL")
+    args.secret = getattr(args, "secret", None)
+    if args.command == "demo":
+        args.url = args.url or "memory://"
+        if not (args.secret or os.environ.get("ASYNCSESS_SECRET")):
+            args.secret = secrets.token_urlsafe(32)
+    run: Command = args.run
+
+    async def go(mgr: SessionManager) -> None:
+        async with mgr:
+            await run(mgr, args)
+
+    try:
+        if not args.url:
+            raise _Usage("no store: pass --url URL or set ASYNCSESS_URL")
+        if args.command == "wipe":
+            _confirm_wipe(args)
+        anyio.run(go, _manager(args))
+    except _Refused as exc:
+        return _fail(str(exc), EXIT_REFUSED)
+    except (_Usage, ConfigurationError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except AsyncsessError as exc:
+        return _fail(f"error: {exc}", EXIT_ERROR)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - a store's raw error: report it, no traceback
+        return _fail(f"error: {type(exc).__name__}: {exc}", EXIT_ERROR)
+    return EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"asyncsess: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,184 @@
+"""The ``asyncsess`` command, run as a subprocess against stores in ``tmp_path``."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import anyio
+import pytest
+
+from asyncsess import SessionManager
+from asyncsess._progress import Progress
+from asyncsess.stores.base import Store
+
+from .conftest import SECRET
+
+COMMANDS = ["demo", "stats", "sweep", "wipe", "revoke-user", "users"]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m asyncsess ARGS`` with no ASYNCSESS_* variables but ``env``, stdin not a TTY."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCSESS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "asyncsess", *args],
+        env=clean | (env or {}),
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def seed(url: str, users: Sequence[str], clock: Callable[[], float] | None = None) -> list[str]:
+    async def go() -> list[str]:
+        mgr = SessionManager(url, secret=SECRET, clock=clock, idle_timeout=600)
+        try:
+            return [await mgr.create(user) for user in users]
+        finally:
+            await mgr.aclose()
+
+    return anyio.run(go)
+
+
+def live(url: str, tokens: Sequence[str]) -> list[bool]:
+    async def go() -> list[bool]:
+        mgr = SessionManager(url, secret=SECRET, idle_timeout=600)
+        try:
+            return [await mgr.validate(token) is not None for token in tokens]
+        finally:
+            await mgr.aclose()
+
+    return anyio.run(go)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return (tmp_path / "sessions").as_uri()
+
+
+def test_help_for_the_command_and_each_subcommand() -> None:
+    top = run("--help")
+    assert top.returncode == 0
+    for command in COMMANDS:
+        assert command in top.stdout
+    assert "exit codes: 0 done, 1 failed, 2 usage, 3 refused" in top.stdout
+    for command in [*COMMANDS, "users create", "users delete"]:
+        result = run(*command.split(), "--help")
+        assert result.returncode == 0, command
+        assert result.stdout.startswith(f"usage: asyncsess {command}"), command
+        assert "--url" in result.stdout
+
+
+def test_usage_errors_exit_2(url: str) -> None:
+    missing = run("sweep")
+    assert missing.returncode == 2
+    assert missing.stderr == "asyncsess: no store: pass --url URL or set ASYNCSESS_URL\n"
+    assert run("frobnicate").returncode == 2
+    assert run("revoke-user", "--url", url).returncode == 2  # USER_ID missing
+    bogus = run("sweep", "--url", "bogus://x")
+    assert bogus.returncode == 2 and "known schemes" in bogus.stderr
+
+
+def test_wipe_without_yes_refuses_and_deletes_nothing(url: str) -> None:
+    tokens = seed(url, ["alice", "bob", "carol"])
+    result = run("wipe", "--url", url)
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert "wipe refused" in result.stderr and "nothing was deleted" in result.stderr
+    assert "--yes" in result.stderr
+    declined = run("wipe", "--url", url, stdin="yes\n")  # stdin is a pipe, not a terminal
+    assert declined.returncode == 3
+    assert live(url, tokens) == [True, True, True]
+
+
+def test_wipe_yes_deletes_every_session(url: str) -> None:
+    tokens = seed(url, ["alice", "bob", "carol"])
+    result = run("wipe", "--yes", env={"ASYNCSESS_URL": url})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "wiped 3 sessions\n", "")
+    assert live(url, tokens) == [False, False, False]
+
+
+def test_revoke_user(url: str) -> None:
+    tokens = seed(url, ["alice", "alice", "bob"])
+    secret = {"ASYNCSESS_SECRET": SECRET}  # user ids are stored as keyed hashes
+    result = run("--url", url, "revoke-user", "alice", env=secret)
+    assert (result.returncode, result.stdout) == (0, "revoked 2 sessions\n")
+    assert live(url, tokens) == [False, False, True]
+    assert run("--url", url, "revoke-user", "nobody", env=secret).stdout == "revoked 0 sessions\n"
+
+
+def test_sweep_deletes_only_expired_sessions(url: str) -> None:
+    expired = seed(url, ["alice", "bob"], clock=lambda: time.time() - 10_000)
+    fresh = seed(url, ["carol"])
+    result = run("sweep", "--url", url)
+    assert (result.returncode, result.stdout) == (0, "swept 2 expired sessions\n")
+    assert live(url, fresh) == [True]
+    assert run("sweep", "--url", url).stdout == "swept 0 expired sessions\n"
+    assert live(url, expired) == [False, False]
+
+
+def test_stats(url: str) -> None:
+    seed(url, ["alice", "bob"], clock=lambda: time.time() - 10_000)
+    seed(url, ["carol"])
+    result = run("stats", "--url", url)
+    if hasattr(Store, "count"):
+        assert (result.returncode, result.stdout) == (0, "live 1\nexpired 2\n")
+    else:  # the store protocol has no count yet: a clear failure
+        assert result.returncode == 1
+        assert (
+            result.stderr == "asyncsess: error: FileStore cannot count its sessions (no count())\n"
+        )
+
+
+def test_demo() -> None:
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "revoke    -> True"
+
+
+def test_users_create_and_delete(tmp_path: Path) -> None:
+    pytest.importorskip("aiosqlite")
+    db = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    env = {"ASYNCSESS_URL": db, "ASYNCSESS_SECRET": SECRET}
+    created = run("users", "create", "Alice", "--password-stdin", env=env, stdin="s3cret pw\n")
+    assert created.returncode == 0, created.stderr
+    verb, noun, name, user_id = created.stdout.split()
+    assert (verb, noun, name) == ("created", "user", "alice")
+    again = run("users", "create", "alice", "--password-stdin", env=env, stdin="other\n")
+    assert again.returncode == 1 and "exists" in again.stderr
+    no_password = run("users", "create", "bob", env=env)
+    assert no_password.returncode == 2 and "--password-stdin" in no_password.stderr
+    tokens = seed(db, [user_id, "someone-else"])
+    deleted = run("users", "delete", "ALICE", env=env)
+    assert (deleted.returncode, deleted.stdout) == (0, "deleted user alice; revoked 1 sessions\n")
+    assert live(db, tokens) == [False, True]
+    missing = run("users", "delete", "alice", env=env)
+    assert missing.returncode == 1 and "no user named 'alice'" in missing.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_draws_only_on_a_terminal() -> None:
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream, total in ((terminal, 4), (pipe, 4)):
+        bar = Progress("sweeping", total, stream)
+        bar.update(2, force=True)
+        bar.close(4)
+    assert "sweeping [" in terminal.getvalue() and "100% 4/4" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")
+    assert pipe.getvalue() == ""
+    counter = _Terminal()
+    Progress("wiping", None, counter).close(1500)
+    assert "wiping 1500…" in counter.getvalue()
