@@ -1,0 +1,1 @@
+"""Validate-path benchmarks: ``nox -s bench`` (``-- --quick`` for a short run)."""

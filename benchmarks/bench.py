@@ -1,0 +1,187 @@
+"""``nox -s bench`` entry point: validate-path throughput per store, beside floors and peers.
+
+    python -m benchmarks.bench [--quick] [--stores memory,file,...] [--seconds S] [--reps R]
+
+Writes a table to the terminal, ``benchmarks/results/latest.json`` and
+``benchmarks/results/latest.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .harness import Prepared, Row, Sample, check_valid, measure, summarize
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROW_MODULES = ["local", "redis", "sql", "mongo"]
+CONCURRENCY = (1, 64)
+LIBRARIES = [
+    "asyncsess", "anyio", "cryptography", "redis", "sqlalchemy", "aiosqlite", "asyncpg",
+    "asyncmy", "pymongo", "starsessions", "aiohttp-session", "aiohttp", "fastapi-users",
+    "fastapi-users-db-sqlalchemy", "starlette",
+]  # fmt: skip
+
+
+def load_rows(stores: set[str] | None) -> tuple[list[Row], dict[str, Any]]:
+    """Import every row module; return its rows (filtered) and what servers they run on."""
+    rows: list[Row] = []
+    servers: dict[str, Any] = {}
+    for name in ROW_MODULES:
+        module = importlib.import_module(f"benchmarks.rows.{name}")
+        rows += [r for r in module.ROWS if stores is None or r.store in stores]
+        servers.update(getattr(module, "SERVERS", {}))
+    return rows, servers
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def progress(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\x1b[2K{text}")
+    else:
+        sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+async def run_store(
+    store: str, rows: Sequence[Row], sessions: int, seconds: float, reps: int
+) -> list[dict[str, Any]]:
+    """Measure every row of one store, alternating rows inside each repetition."""
+    samples: dict[tuple[str, int], list[Sample]] = {}
+    async with AsyncExitStack() as stack:
+        prepared: list[tuple[Row, Prepared]] = []
+        for row in rows:
+            progress(f"[{store}] preparing {row.name} ({sessions} sessions)")
+            p = await stack.enter_async_context(row.prepare(sessions))
+            await check_valid(p)
+            prepared.append((row, p))
+        for rep in range(reps):
+            order = prepared[rep % len(prepared) :] + prepared[: rep % len(prepared)]
+            for concurrency in CONCURRENCY:
+                for row, p in order:
+                    progress(f"[{store}] rep {rep + 1}/{reps}, {concurrency} tasks: {row.name}")
+                    sample = await measure(p, concurrency, seconds)
+                    samples.setdefault((row.name, concurrency), []).append(sample)
+    results = []
+    for row in rows:
+        for concurrency in CONCURRENCY:
+            reps_of_row = samples[(row.name, concurrency)]
+            results.append(
+                {"store": store, "row": row.name, "kind": row.kind,
+                 "concurrency": concurrency, **summarize(reps_of_row),
+                 "ops_per_s_each_rep": [round(s.ops_per_s, 1) for s in reps_of_row]}
+            )  # fmt: skip
+    floor_of = {
+        r["concurrency"]: r["ops_per_s"] for r in results if r["kind"] == "floor"
+    }
+    for r in results:
+        floor = floor_of.get(r["concurrency"])
+        r["vs_floor"] = r["ops_per_s"] / floor if floor else None
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    head = f"{'store':<14}{'row':<40}{'tasks':>6}{'ops/s':>11}{'p50 µs':>9}{'p99 µs':>9}"
+    head += f"{'CPU µs/op':>11}{'x floor':>9}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        ratio = f"{r['vs_floor']:.2f}" if r["vs_floor"] is not None else "—"
+        lines.append(
+            f"{r['store']:<14}{r['row'][:39]:<40}{r['concurrency']:>6}{r['ops_per_s']:>11,.0f}"
+            f"{r['p50_us']:>9.1f}{r['p99_us']:>9.1f}{r['cpu_us_per_op']:>11.1f}{ratio:>9}"
+        )
+    return "\n".join(lines)
+
+
+def chart(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results if r["concurrency"] == 64]
+    stores = list(dict.fromkeys(r["store"] for r in rows))
+    colors = {"asyncsess": "#2b8a3e", "floor": "#868e96", "peer": "#e8590c"}
+    fig, ax = plt.subplots(figsize=(12, 0.5 * len(rows) + 1.5))
+    labels: list[str] = []
+    ticks: list[float] = []
+    y = 0.0
+    for store in stores:
+        for r in (r for r in rows if r["store"] == store):
+            ax.barh(y, r["ops_per_s"], color=colors[r["kind"]])
+            labels.append(f"{store}: {r['row']}")
+            ticks.append(y)
+            y += 1
+        y += 0.5
+    ax.set_yticks(ticks, labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("validations per second at 64 concurrent tasks (log scale)")
+    ax.set_title("asyncsess validate vs the bare client (floor) and peers")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
+    ax.legend(handles, list(colors), loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+async def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a run under two minutes")
+    parser.add_argument("--stores", help="comma-separated stores (default: all)")
+    parser.add_argument("--seconds", type=float, help="seconds per sample")
+    parser.add_argument("--reps", type=int, help="repetitions (at least 5)")
+    parser.add_argument("--sessions", type=int, default=10_000, help="live sessions per row")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (0.25 if args.quick else 1.0)
+    reps = max(5, args.reps or 5)
+    rows, servers = load_rows(set(args.stores.split(",")) if args.stores else None)
+    results: list[dict[str, Any]] = []
+    started = time.time()
+    for store in dict.fromkeys(r.store for r in rows):
+        results += await run_store(store, [r for r in rows if r.store == store],
+                                   args.sessions, seconds, reps)
+    progress(f"done in {time.time() - started:.0f} s\n")
+    print(table(results))
+    report = {
+        "command": "nox -s bench" + (" -- --quick" if args.quick else ""),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": sys.version.split()[0]},
+        "servers": servers, "libraries": versions(),
+        "settings": {"seconds_per_sample": seconds, "repetitions": reps,
+                     "sessions": args.sessions, "concurrency": list(CONCURRENCY)},
+        "results": results,
+    }  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    chart(results, args.out / "latest.png")
+    print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(anyio.run(main))
