@@ -25,9 +25,8 @@ import getpass
 import os
 import secrets
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -39,7 +38,6 @@ from .manager import SessionManager
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
-_FAR_FUTURE = 1000 * 365 * 86400.0  # "every expiry before then": every session
 
 
 class _Refused(Exception):
@@ -48,11 +46,6 @@ class _Refused(Exception):
 
 class _Usage(Exception):
     """A usage error found after parsing; exit 2."""
-
-
-@runtime_checkable
-class _Counting(Protocol):
-    async def count(self, now: float) -> tuple[int, int]: ...
 
 
 def _redact(url: str) -> str:
@@ -74,23 +67,22 @@ def _manager(args: argparse.Namespace) -> SessionManager:
     return SessionManager.from_env(**options)
 
 
-async def _count(mgr: SessionManager) -> tuple[int, int] | None:
-    store = mgr.store
-    return await store.count(time.time()) if isinstance(store, _Counting) else None
+async def _batches(
+    label: str, total: int, run: Callable[[Callable[[int], None]], Awaitable[int]]
+) -> int:
+    """Run a batched sweep or wipe, drawing a progress bar on stderr from its callbacks."""
+    bar, done = Progress(label, total), 0
 
+    def update(count: int) -> None:
+        nonlocal done
+        done = count
+        bar.update(count)
 
-async def _batches(mgr: SessionManager, label: str, now: float, total: int | None) -> int:
-    """Sweep records expiring by ``now`` in batches of ``mgr.sweep_batch``, with a progress bar."""
-    progress, done = Progress(label, total), 0
     try:
-        while True:
-            removed = await mgr.store.sweep(now, limit=mgr.sweep_batch)
-            done += removed
-            progress.update(done)
-            if removed < mgr.sweep_batch:
-                return done
+        done = await run(update)
+        return done
     finally:
-        progress.close(done)
+        bar.close(done)
 
 
 async def _demo(mgr: SessionManager, args: argparse.Namespace) -> None:
@@ -105,24 +97,20 @@ async def _demo(mgr: SessionManager, args: argparse.Namespace) -> None:
 
 
 async def _stats(mgr: SessionManager, args: argparse.Namespace) -> None:
-    counts = await _count(mgr)
-    if counts is None:
-        raise AsyncsessError(f"{type(mgr.store).__name__} cannot count its sessions (no count())")
-    print(f"live {counts[0]}")
-    print(f"expired {counts[1]}")
+    live, expired = await mgr.count()
+    print(f"live {live}")
+    print(f"expired {expired}")
 
 
 async def _sweep(mgr: SessionManager, args: argparse.Namespace) -> None:
-    counts = await _count(mgr)
-    swept = await _batches(mgr, "sweeping", time.time(), counts and counts[1])
+    _, expired = await mgr.count()
+    swept = await _batches("sweeping", expired, lambda bar: mgr.sweep(progress=bar))
     print(f"swept {swept} expired sessions")
 
 
 async def _wipe(mgr: SessionManager, args: argparse.Namespace) -> None:
-    counts = await _count(mgr)
-    total = counts and sum(counts)
-    wiped = await _batches(mgr, "wiping", time.time() + _FAR_FUTURE, total)
-    wiped += await mgr.store.wipe()  # whatever the batches could not reach
+    total = sum(await mgr.count())
+    wiped = await _batches("wiping", total, lambda bar: mgr.wipe(progress=bar))
     print(f"wiped {wiped} sessions")
 
 

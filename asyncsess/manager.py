@@ -42,6 +42,9 @@ log = logging.getLogger("asyncsess")
 #: A coroutine function taking ``task_status`` by keyword, as ``TaskGroup.start`` wants.
 BackgroundTask = Callable[..., Coroutine[Any, Any, None]]
 _UPDATE_RETRIES = 16
+_FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
+#: Called with the running count of a long sweep or wipe.
+Progress = Callable[[int], object]
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -487,18 +490,37 @@ class SessionManager:
                 raise SessionConflict(version, None if now is None else now.record.version)
         raise SessionConflict(current, None)
 
-    async def sweep(self) -> int:
-        """Delete expired sessions in batches of ``sweep_batch``; return the count."""
+    def now(self) -> float:
+        """The manager's clock: seconds since the epoch (``clock``, or ``time.time``)."""
+        return self._clock()
+
+    async def count(self) -> tuple[int, int]:
+        """Return how many sessions the store holds that are live, and expired (not swept)."""
         if not self._opened:
             await self._open()
+        with _fail_closed:
+            return await self.store.count(self._clock())
+
+    async def _sweep_until(self, now: float, progress: Progress | None) -> int:
         total = 0
         while True:
             with _fail_closed:
-                removed = await self.store.sweep(self._clock(), limit=self.sweep_batch)
+                removed = await self.store.sweep(now, limit=self.sweep_batch)
             total += removed
+            if progress is not None:
+                progress(total)
             if removed < self.sweep_batch:
                 return total
             await anyio.lowlevel.checkpoint()
+
+    async def sweep(self, *, progress: Progress | None = None) -> int:
+        """Delete expired sessions in batches of ``sweep_batch``; return the count.
+
+        ``progress`` is called with the running total after each batch.
+        """
+        if not self._opened:
+            await self._open()
+        return await self._sweep_until(self._clock(), progress)
 
     # -- accounts ---------------------------------------------------------
 
@@ -533,9 +555,17 @@ class SessionManager:
         """End the session of ``token`` (:meth:`revoke`); ``True`` if it existed."""
         return await self.revoke(token)
 
-    async def wipe(self) -> int:
-        """Delete every session in the store; return the count."""
+    async def wipe(self, *, progress: Progress | None = None) -> int:
+        """Delete every session in the store, and every user of ``accounts``; return the sessions.
+
+        Sessions go in batches of ``sweep_batch`` (``progress`` is called with
+        the running total after each), then whatever else the store keeps.
+        """
         if not self._opened:
             await self._open()
+        total = await self._sweep_until(self._clock() + _FOREVER, progress)
         with _fail_closed:
-            return await self.store.wipe()
+            total += await self.store.wipe()
+        if self.accounts is not None:
+            await self.accounts.wipe()
+        return total

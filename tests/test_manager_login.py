@@ -55,3 +55,15 @@ async def test_login_without_accounts_is_a_configuration_error() -> None:
             await mgr.login("alice", "pw")
     with pytest.raises(ConfigurationError):
         SessionManager("memory://", accounts=object())  # type: ignore[arg-type]
+
+
+async def test_wipe_deletes_sessions_and_accounts() -> None:
+    async with (
+        Accounts("memory://", hasher=FAST) as accounts,
+        SessionManager("memory://", accounts=accounts) as mgr,
+    ):
+        await accounts.create_user("alice", "pw")
+        token = await mgr.login("alice", "pw")
+        assert await mgr.wipe() == 1
+        assert await mgr.validate(token) is None
+        assert await accounts.get_user("alice") is None

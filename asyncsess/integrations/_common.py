@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,10 +33,9 @@ TokenSource = Literal["cookie", "bearer"]
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _ATTRIBUTE = re.compile(r"[^\x00-\x1f\x7f;,]*")
 # A validate that renews a session moves its expiry to "now + idle_timeout", with
-# "now" read by the manager (``time.time``) after the middleware's own reading: so
-# the expiry moved during this request exactly when it is at least the middleware's
-# reading plus the idle timeout. The slack only absorbs the microsecond rounding of
-# ``Session.expires_at``; every store keeps the exact float.
+# "now" read from the manager's clock after the middleware's own reading: so the
+# expiry moved during this request exactly when it is at least the middleware's
+# reading plus the idle timeout. The slack only absorbs float rounding.
 _MOVED_SLACK = 1e-5
 
 
@@ -191,11 +189,11 @@ class SessionContext:
             source = "cookie"
         ctx = cls(manager, settings, https=https, token=token, source=source)
         if token is not None:
-            before = time.time()
+            before = manager.now()
             ctx.session = session = await manager.validate(token)
             renewed = (
                 session is not None
-                and session.expires_at.timestamp() >= before + manager.idle_timeout - _MOVED_SLACK
+                and session.expires >= before + manager.idle_timeout - _MOVED_SLACK
             )
             if renewed and source == "cookie" and settings.lifetime == "idle":
                 ctx._queue(token, session)
@@ -210,12 +208,12 @@ class SessionContext:
             return 0
         if lifetime == "browser":
             return None
-        end = session.absolute_expires_at.timestamp()
-        idle_end = session.expires_at.timestamp()
+        end = session.absolute_expires
+        idle_end = session.expires
         # Once a renewal could only reach the absolute expiry, run the cookie to it now.
         if lifetime == "idle" and end - idle_end >= self.manager.idle_timeout:
             end = idle_end
-        return max(0, math.ceil(end - time.time()))
+        return max(0, math.ceil(end - self.manager.now()))
 
     async def start(self, token: str) -> Session | None:
         """Adopt the fresh ``token``: revoke the request's previous session, queue the cookie."""

@@ -143,6 +143,10 @@ class Store(abc.ABC):
         """Delete at most ``limit`` records with ``expires_at <= now``; return the count."""
 
     @abc.abstractmethod
+    async def count(self, now: float) -> tuple[int, int]:
+        """Return how many records are live (``expires_at > now``) and how many expired."""
+
+    @abc.abstractmethod
     async def wipe(self) -> int:
         """Delete every record this store holds; return the count."""
 

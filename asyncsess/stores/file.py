@@ -295,6 +295,15 @@ class FileStore(Store):
                     break
         return removed
 
+    def _count_sync(self, now: float) -> tuple[int, int]:
+        live = expired = 0
+        for name, _ in self._session_files():
+            record = None if name.endswith(".tmp") else self._read(name)
+            if record is not None:
+                live += record.expires_at > now
+                expired += record.expires_at <= now
+        return live, expired
+
     def _wipe_sync(self) -> int:
         removed = sum(
             self._remove(name) for name, _ in self._session_files() if not name.endswith(".tmp")
@@ -351,6 +360,10 @@ class FileStore(Store):
     async def sweep(self, now: float, *, limit: int) -> int:
         """Delete at most ``limit`` expired records."""
         return await _thread(self._sweep_sync, now, limit)
+
+    async def count(self, now: float) -> tuple[int, int]:
+        """Read every record's expiry (one worker-thread call)."""
+        return await _thread(self._count_sync, now)
 
     async def wipe(self) -> int:
         """Delete every session file and marker (the key file stays)."""

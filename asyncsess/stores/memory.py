@@ -92,6 +92,11 @@ class MemoryStore(Store):
                     break
         return sum(self._forget(k) for k in expired)
 
+    async def count(self, now: float) -> tuple[int, int]:
+        """Count live and expired records."""
+        live = sum(r.expires_at > now for r in self._records.values())
+        return live, len(self._records) - live
+
     async def wipe(self) -> int:
         """Delete everything."""
         count = len(self._records)

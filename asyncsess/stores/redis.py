@@ -422,6 +422,20 @@ class RedisStore(Store):
                     break
         return deleted
 
+    async def count(self, now: float) -> tuple[int, int]:
+        """Scan the session keys and read their expiry (pipelined per scan batch)."""
+        live = expired = 0
+        async with aclosing(self._scan(self._pattern("s:*"))) as batches:
+            async for keys in batches:
+                pipe = self._pipeline()
+                for key in keys:
+                    pipe.hget(key, "e")
+                for e in await self._run(pipe.execute):
+                    if e is not None:
+                        live += float(e) > now
+                        expired += float(e) <= now
+        return live, expired
+
     async def wipe(self) -> int:
         """Delete every key under the prefix (SCAN, never KEYS); return the records deleted."""
         records = 0

@@ -365,6 +365,14 @@ class SQLStore(Store):
             # Re-checked: a record renewed in between stays.
             return (await conn.execute(sa.delete(t).where(t.c.key.in_(batch), expired))).rowcount
 
+    async def count(self, now: float) -> tuple[int, int]:
+        """Count live and expired rows in one statement."""
+        t = self.table
+        live = sa.func.coalesce(sa.func.sum(sa.case((t.c.expires_at > now, 1), else_=0)), 0)
+        async with self._connect() as conn:
+            row = (await conn.execute(sa.select(live, sa.func.count()).select_from(t))).one()
+        return int(row[0]), int(row[1]) - int(row[0])
+
     async def wipe(self) -> int:
         """Delete every record in the table; return the count."""
         return await self._write("wipe")

@@ -321,3 +321,24 @@ async def test_store_built_from_url_is_closed_by_manager(store_spec: object) -> 
 async def test_every_store_is_a_store(store: Store) -> None:
     assert isinstance(store, asyncsess.Store)
     assert list(itertools.islice(type(store).schemes, 1))
+
+
+async def test_count(manager: SessionManager, clock: FakeClock) -> None:
+    assert await manager.count() == (0, 0)
+    for i in range(3):
+        await manager.create(f"user{i}")
+    clock.advance(IDLE / 2)
+    await manager.create("user0")
+    clock.advance(IDLE / 2)
+    assert await manager.count() == (1, 3)
+    await manager.sweep()
+    assert await manager.count() == (1, 0)
+
+
+async def test_wipe_reports_progress_in_batches(store: Store, clock: FakeClock) -> None:
+    mgr = SessionManager(store, secret=SECRET, clock=clock, sweep_batch=4)
+    for i in range(10):
+        await mgr.create(f"user{i % 2}")
+    seen: list[int] = []
+    assert await mgr.wipe(progress=seen.append) == 10
+    assert seen == [4, 8, 10] and await mgr.count() == (0, 0)
