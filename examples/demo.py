@@ -1,9 +1,13 @@
-"""asyncsess in one screen: run with ``nox -s demo`` or ``python examples/demo.py [STORE_URL]``."""
+"""asyncsess in one screen: ``nox -s demo`` or ``python examples/demo.py [STORE_URL]``.
+
+Without a URL it runs on the embedded default store, SQLite (a temporary file).
+"""
 
 from __future__ import annotations
 
 import secrets
 import sys
+import tempfile
 
 import anyio
 
@@ -33,4 +37,8 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1] if len(sys.argv) > 1 else "memory://")
+    if len(sys.argv) > 1:
+        anyio.run(main, sys.argv[1])
+    else:  # the embedded default: SQLite, in a directory that goes away afterwards
+        with tempfile.TemporaryDirectory() as tmp:
+            anyio.run(main, f"sqlite+aiosqlite:///{tmp}/sessions.db")
