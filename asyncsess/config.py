@@ -16,7 +16,10 @@ Mappings take the same settings by keyword name (``store``, ``secret``,
 ``idle_timeout``, ...) and the keys of the managers asyncsess replaces:
 ``session_expiry_minutes``, ``privacy_mode``, ``storage_dir``,
 ``encryption_key``, ``redis_host``, ``redis_port``, ``redis_db``,
-``redis_password``, ``connection_string``, ``db_name``, ``collection_name``.
+``redis_password``, ``connection_string``, ``db_name``, ``collection_name``
+(the MongoDB database replaces any in the connection string's path; its
+options are kept) and ``db_url`` (an SQLAlchemy URL, as the older SQL manager
+took).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .exceptions import ConfigurationError
 
@@ -55,6 +58,7 @@ _LEGACY = frozenset(
         "connection_string",
         "db_name",
         "collection_name",
+        "db_url",
     }
 )
 _TRUE = {"1", "true", "yes", "on"}
@@ -90,11 +94,14 @@ def _flag(value: object, name: str) -> bool:
 def _legacy_store(config: Mapping[str, Any]) -> str | None:
     if "storage_dir" in config:
         return Path(os.path.expanduser(str(config["storage_dir"]))).resolve().as_uri()
+    if "db_url" in config:
+        return str(config["db_url"])
     if "connection_string" in config or "db_name" in config:
-        url = str(config.get("connection_string", "mongodb://localhost:27017/")).rstrip("/")
-        db = quote(str(config.get("db_name", "session_db")))
-        query = f"?collection={quote(str(config.get('collection_name', 'sessions')))}"
-        return f"{url}/{db}{query}"
+        parts = urlsplit(str(config.get("connection_string", "mongodb://localhost:27017/")))
+        db = quote(str(config.get("db_name", "session_db")), safe="")
+        collection = f"collection={quote(str(config.get('collection_name', 'sessions')), safe='')}"
+        query = f"{parts.query}&{collection}" if parts.query else collection
+        return urlunsplit(parts._replace(path=f"/{db}", query=query))
     if any(k.startswith("redis_") for k in config):
         password = config.get("redis_password")
         auth = f":{quote(str(password), safe='')}@" if password else ""

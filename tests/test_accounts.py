@@ -142,6 +142,15 @@ async def test_create_get_authenticate(accounts: Accounts) -> None:
     assert await accounts.count_users() == 2
 
 
+async def test_get_user_by_id(accounts: Accounts) -> None:
+    user = await accounts.create_user("Alice", PASSWORD)
+    assert await accounts.get_user_by_id(user.id) == user
+    for other in ("no-such-id", "", "x" * 65, None, 123):
+        assert await accounts.get_user_by_id(other) is None
+    assert await accounts.delete_user("alice")
+    assert await accounts.get_user_by_id(user.id) is None
+
+
 async def test_unicode_password_is_normalised(accounts: Accounts) -> None:
     await accounts.create_user("zoe", "caf\u00e9")  # composed é
     assert await accounts.authenticate("zoe", "cafe\u0301") is not None  # decomposed

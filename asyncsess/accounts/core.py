@@ -106,6 +106,14 @@ class Accounts:
         record = await self.users.get(name)
         return None if record is None else _user(record)
 
+    async def get_user_by_id(self, user_id: object) -> User | None:
+        """Return the user whose :attr:`User.id` is ``user_id``, or ``None``."""
+        if not isinstance(user_id, str) or not 0 < len(user_id) <= 64:
+            return None  # no user has it (ids are at most 64 characters)
+        await self._ready()
+        record = await self.users.get_by_id(user_id)
+        return None if record is None else _user(record)
+
     async def _check(self, username: object, password: object) -> tuple[UserRecord, str] | None:
         """The user's record and normalised password if they match; the same work if no user."""
         try:

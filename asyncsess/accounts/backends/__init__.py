@@ -39,6 +39,10 @@ class UserStore(abc.ABC):
         """Return the user with this normalised username, or ``None``."""
 
     @abc.abstractmethod
+    async def get_by_id(self, user_id: str) -> UserRecord | None:
+        """Return the user with this id, or ``None``."""
+
+    @abc.abstractmethod
     async def set_hash(self, user_id: str, old: str, new: str) -> bool:
         """Replace the user's hash by ``new`` only if it is still ``old`` (compare-and-set)."""
 

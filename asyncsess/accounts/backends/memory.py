@@ -40,6 +40,10 @@ class MemoryUsers(UserStore):
         """Return the user called ``username``."""
         return self._by_name.get(username)
 
+    async def get_by_id(self, user_id: str) -> UserRecord | None:
+        """Return the user with this id."""
+        return self._by_id.get(user_id)
+
     async def set_hash(self, user_id: str, old: str, new: str) -> bool:
         """Swap the hash if it is still ``old``."""
         record = self._by_id.get(user_id)

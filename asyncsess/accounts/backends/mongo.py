@@ -110,13 +110,20 @@ class MongoUsers(UserStore):
         with self._call("insert"):
             await self._collection.insert_one(doc)
 
-    async def get(self, username: str) -> UserRecord | None:
-        """find_one by username."""
+    async def _one(self, query: dict[str, str]) -> UserRecord | None:
         with self._call("get"):
-            doc = await self._collection.find_one({"username": username})
+            doc = await self._collection.find_one(query)
         if doc is None:
             return None
         return UserRecord(doc["_id"], doc["username"], doc["password_hash"], doc["created_at"])
+
+    async def get(self, username: str) -> UserRecord | None:
+        """find_one by username."""
+        return await self._one({"username": username})
+
+    async def get_by_id(self, user_id: str) -> UserRecord | None:
+        """find_one by id."""
+        return await self._one({"_id": user_id})
 
     async def set_hash(self, user_id: str, old: str, new: str) -> bool:
         """update_one filtered on the old hash."""

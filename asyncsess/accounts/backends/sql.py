@@ -162,13 +162,20 @@ class SQLUsers(UserStore):
             except sa_exc.IntegrityError as exc:
                 raise UserExists("a user with this username exists already") from exc
 
-    async def get(self, username: str) -> UserRecord | None:
-        """SELECT by username."""
+    async def _one(self, where: sa.ColumnElement[bool]) -> UserRecord | None:
         t = self.table
         stmt = sa.select(t.c.id, t.c.username, t.c.password_hash, t.c.created_at)
         async with self._connect() as conn:
-            row = (await conn.execute(stmt.where(t.c.username == username))).first()
+            row = (await conn.execute(stmt.where(where))).first()
         return None if row is None else UserRecord(row[0], row[1], row[2], float(row[3]))
+
+    async def get(self, username: str) -> UserRecord | None:
+        """SELECT by username."""
+        return await self._one(self.table.c.username == username)
+
+    async def get_by_id(self, user_id: str) -> UserRecord | None:
+        """SELECT by id."""
+        return await self._one(self.table.c.id == user_id)
 
     async def set_hash(self, user_id: str, old: str, new: str) -> bool:
         """UPDATE ... WHERE id = :id AND password_hash = :old."""

@@ -1,0 +1,15 @@
+"""The APIs of the two managers asyncsess replaces, async, over the public API.
+
+- :func:`get_session_adapter` (memory, file, Redis, MongoDB, SQL sessions
+  configured by the older keys), see :mod:`asyncsess.compat.adapter`;
+- :class:`SessionManager` (users and sessions in one SQL database), see
+  :mod:`asyncsess.compat.sqlalchemy_manager`.
+
+Importing this package imports no database driver.
+"""
+
+from .adapter import SessionAdapter as SessionAdapter
+from .adapter import get_session_adapter as get_session_adapter
+from .sqlalchemy_manager import SessionManager as SessionManager
+
+__all__ = ["SessionAdapter", "SessionManager", "get_session_adapter"]
