@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import marshal
@@ -11,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from types import MappingProxyType, TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, cast
 
 import anyio
 from anyio.abc import TaskStatus
@@ -33,7 +32,7 @@ from .sealing import Keyring, SealError, normalize_secrets
 from .session import Session, SessionInfo
 from .stores._registry import open_store
 from .stores.base import Record, Renewal, Store
-from .tokens import is_well_formed, new_token, token_key
+from .tokens import is_well_formed, lookup_key, new_token, token_key
 
 __all__ = ["SessionManager"]
 
@@ -154,7 +153,7 @@ class SessionManager:
                 'print(secrets.token_urlsafe(32))") or set ASYNCSESS_SECRET; '
                 "or pass privacy_mode=False to store data in the clear"
             )
-        self._get_now = self.store.get_now
+        self._peek = self.store.peek
         batches = type(self.store).get_many is not Store.get_many
         self._batcher = Batcher(self.store, limit=self.store.max_in_flight) if batches else None
         self._opened = False
@@ -331,7 +330,6 @@ class SessionManager:
         """Look up a live session without renewing it (for rotate and update)."""
         if not is_well_formed(token):
             return None
-        assert isinstance(token, str)
         if not self._opened:
             await self._open()
         now = self._clock()
@@ -367,21 +365,24 @@ class SessionManager:
         when the store fails: never a session it could not check.
         """
         # The hot path: written out inline, without helper coroutines.
-        if not is_well_formed(token):
+        key = lookup_key(token)
+        if key is None:
             return None
-        assert isinstance(token, str)
         if not self._opened:
             await self._open()
         now = self._clock()
-        renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
-        key = hashlib.sha256(token.encode()).hexdigest()
         try:
-            if self._get_now is not None:
-                record = self._get_now(key, renewal)
-            elif self._batcher is None:
-                record = await self.store.get(key, renew=renewal)
+            if self._peek is not None:  # in process: look first, renew only when due
+                record = self._peek(key)
+                if record is not None and now < record.expires_at < now + self._renew_window:
+                    renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
+                    record = await self.store.get(key, renew=renewal)
             else:
-                record = await self._batcher.get(key, renewal)
+                renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
+                if self._batcher is None:
+                    record = await self.store.get(key, renew=renewal)
+                else:
+                    record = await self._batcher.get(key, renewal)
         except AsyncsessError:
             raise
         except Exception as exc:
@@ -391,7 +392,7 @@ class SessionManager:
         if record.memo is not None:
             session: Session = record.memo
             return session
-        opened = self._unpack(token, record)
+        opened = self._unpack(cast(str, token), record)  # a str: it has a lookup key
         if opened is None:
             return None
         user_id, data = opened
@@ -404,7 +405,7 @@ class SessionManager:
             record.expires_at,
             record.absolute_at,
         )
-        if self._get_now is not None and all(type(v) in _SCALARS for v in data.values()):
+        if self._peek is not None and all(type(v) in _SCALARS for v in data.values()):
             # the store hands out this very record again until it changes; flat data
             # makes the session wholly immutable, so it can be handed out again too
             record.memo = session
@@ -414,7 +415,6 @@ class SessionManager:
         """End the session of ``token``; ``True`` if it existed."""
         if not is_well_formed(token):
             return False
-        assert isinstance(token, str)
         if not self._opened:
             await self._open()
         with _fail_closed:
@@ -424,7 +424,7 @@ class SessionManager:
         """End every session of ``user_id`` (but the one of token ``keep``); return the count."""
         if not self._opened:
             await self._open()
-        keep_key = token_key(keep) if is_well_formed(keep) and isinstance(keep, str) else None
+        keep_key = token_key(keep) if is_well_formed(keep) else None
         with _fail_closed:
             counts = [
                 await self.store.delete_user(ref, keep=keep_key) for ref in self._user_refs(user_id)

@@ -10,16 +10,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
+from typing import TypeGuard
 
-__all__ = ["TOKEN_BYTES", "TOKEN_LENGTH", "is_well_formed", "new_token", "token_key"]
+__all__ = ["TOKEN_BYTES", "TOKEN_LENGTH", "is_well_formed", "lookup_key", "new_token", "token_key"]
 
 TOKEN_BYTES = 32
 TOKEN_LENGTH = 43
 
-_ALPHABET = string.ascii_letters + string.digits + "-_"
+_ALPHABET = (string.ascii_letters + string.digits + "-_").encode()
 # 32 bytes take 42 full base64 characters plus one holding the last 4 bits, so
 # the final character is always one of the 16 whose low two bits are zero.
-_LAST = frozenset("AEIMQUYcgkosw048")
+_LAST = frozenset(b"AEIMQUYcgkosw048")
+_sha256 = hashlib.sha256
 
 
 def new_token() -> str:
@@ -27,19 +29,25 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def is_well_formed(token: object) -> bool:
-    """Tell whether ``token`` has the exact shape of a token, without any I/O.
+def lookup_key(token: object) -> str | None:
+    """Return the store key of ``token`` if it has the exact shape of a token, else ``None``.
 
-    Anything else (another type, another length, another alphabet) is ``False``.
+    The shape is checked without any I/O: a ``str`` of 43 base64url characters
+    whose last one carries 4 bits. (Non-ASCII text encodes to more than 43 bytes.)
     """
-    return (
-        type(token) is str
-        and len(token) == TOKEN_LENGTH
-        and token[-1] in _LAST
-        and not token.strip(_ALPHABET)
-    )
+    if type(token) is not str or len(token) != TOKEN_LENGTH:
+        return None
+    raw = token.encode()
+    if len(raw) != TOKEN_LENGTH or raw.translate(None, _ALPHABET) or raw[-1] not in _LAST:
+        return None
+    return _sha256(raw).hexdigest()
+
+
+def is_well_formed(token: object) -> TypeGuard[str]:
+    """Tell whether ``token`` has the exact shape of a token, without any I/O."""
+    return lookup_key(token) is not None
 
 
 def token_key(token: str) -> str:
     """Return the store key of a well-formed token: its SHA-256, in hex."""
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
+    return _sha256(token.encode("ascii")).hexdigest()

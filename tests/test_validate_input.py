@@ -21,10 +21,17 @@ class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
+        records = self._records
 
-    def get_now(self, key: str, renew: Renewal | None = None) -> Record | None:
+        def peek(key: str) -> Record | None:
+            self.calls += 1
+            return records.get(key)
+
+        self.peek = peek
+
+    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         self.calls += 1
-        return super().get_now(key, renew)
+        return await super().get(key, renew=renew)
 
     async def delete(self, key: str) -> bool:
         self.calls += 1

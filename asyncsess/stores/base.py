@@ -102,8 +102,8 @@ class Store(abc.ABC):
         """Return a secret the store keeps for itself, or ``None`` (the default)."""
         return None
 
-    #: An in-process store may offer ``get_now(key, renew)``: :meth:`get` without awaiting.
-    get_now: Callable[[str, Renewal | None], Record | None] | None = None
+    #: An in-process store may offer ``peek(key)``: the record, without awaiting or renewing.
+    peek: Callable[[str], Record | None] | None = None
 
     @abc.abstractmethod
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:

@@ -23,6 +23,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
         self._users: dict[str, set[str]] = {}
+        self.peek = self._records.get
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -32,18 +33,14 @@ class MemoryStore(Store):
     def __len__(self) -> int:
         return len(self._records)
 
-    def get_now(self, key: str, renew: Renewal | None = None) -> Record | None:
-        """Return the record under ``key``, renewing it if due, without awaiting."""
+    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
+        """Return the record under ``key``, renewing it if due."""
         record = self._records.get(key)
-        if record is not None and renew is not None and record.expires_at < renew.threshold:
+        if record is not None and renew is not None:
             renewed = renew.apply(record)
             if renewed is not None:
                 self._records[key] = record = renewed
         return record
-
-    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
-        """Return the record under ``key``, renewing it if due."""
-        return self.get_now(key, renew)
 
     async def insert(self, record: Record) -> None:
         """Store a new record."""
