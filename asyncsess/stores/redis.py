@@ -34,6 +34,7 @@ scripts, atomic but reaching keys they derive from the prefix, are used.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import timedelta
@@ -57,6 +58,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 _FIELDS = (b"u", b"p", b"v", b"c", b"e", b"a")
 _SCAN = 1000
+_PACKED = struct.Struct(">dddiH")
 _UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
 
 _MS = "local function ms(t) return string.format('%.0f', math.ceil(tonumber(t) * 1000)) end\n"
@@ -85,7 +87,9 @@ if KEYS[2] then index_add(KEYS[2]) end
 return 1
 """
 )
-# KEYS records; ARGV now, threshold, until, until in ms. One row (or false) per key.
+# KEYS records; ARGV now, threshold, until, until in ms. One packed record (or false)
+# per key: struct ">dddiH" (created, expires, absolute, version, len(user_ref)), then
+# user_ref and payload -- a single bulk string each, as cheap to parse as a GET.
 _GET = (
     _MS
     + """
@@ -105,7 +109,8 @@ for i, key in ipairs(KEYS) do
       end
     end
   end
-  rows[i] = r[1] and r
+  rows[i] = r[1] and (struct.pack('>dddiH', tonumber(r[4]), tonumber(r[5]), tonumber(r[6]),
+                                  tonumber(r[3]), #r[1]) .. r[1] .. r[2])
 end
 return rows
 """
@@ -197,7 +202,9 @@ class RedisStore(Store):
         """Build a store and its own client from ``redis[s][+cluster]://...``.
 
         ``prefix`` and ``timeout`` come from ``options`` or the URL query; other
-        options go to redis-py's ``from_url`` (socket timeouts default to ``timeout``).
+        options go to redis-py's ``from_url``. Reads get no socket timeout of their
+        own (redis-py would wrap every read in ``asyncio.wait_for``): each call is
+        bounded by ``timeout`` as a whole; connecting is bounded by it too.
         """
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -205,7 +212,7 @@ class RedisStore(Store):
         prefix = options.pop("prefix", ours.get("prefix", "asyncsess:"))
         timeout = options.pop("timeout", float(ours.get("timeout", 5.0)))
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        options.setdefault("socket_timeout", seconds)
+        options.setdefault("socket_timeout", None)
         options.setdefault("socket_connect_timeout", seconds)
         scheme = parts.scheme.lower()
         rest = urlencode([(k, v) for k, v in query if k not in ours])
@@ -286,11 +293,15 @@ class RedisStore(Store):
         return "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + tail
 
     @staticmethod
-    def _record(key: str, row: Sequence[bytes] | Mapping[bytes, bytes] | None) -> Record | None:
+    def _record(key: str, row: bytes | Mapping[bytes, bytes] | None) -> Record | None:
         if not row:
             return None
         try:
-            u, p, v, c, e, a = (row[f] for f in _FIELDS) if isinstance(row, Mapping) else row
+            if isinstance(row, bytes):  # packed by the _GET script
+                c, e, a, v, n = _PACKED.unpack_from(row)
+                end = _PACKED.size + n
+                return Record(key, row[_PACKED.size : end].decode(), row[end:], v, c, e, a)
+            u, p, v, c, e, a = (row[f] for f in _FIELDS)
             return Record(key, u.decode(), p, int(v), float(c), float(e), float(a))
         except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
             raise StoreError(f"Redis session record {key[:8]}… is malformed: {exc}") from exc
