@@ -33,11 +33,12 @@ def lint(session: nox.Session) -> None:
     """ruff over everything."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the package, tests, examples and this file."""
+    """mypy --strict over the package, tests, examples, benchmarks and this file."""
     install(session, "typecheck")
     session.run("mypy")
 
@@ -47,3 +48,13 @@ def demo(session: nox.Session) -> None:
     """Create, validate, rotate and revoke sessions on the embedded default store."""
     install(session, extras="sql")
     session.run("python", "examples/demo.py", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def bench(session: nox.Session) -> None:
+    """Validate throughput on every store beside the bare client and the peers.
+
+    ``nox -s bench -- --quick`` for a run under two minutes; see ``benchmarks/bench.py``.
+    """
+    install(session, "bench")
+    session.run("python", "-m", "benchmarks.bench", *session.posargs)

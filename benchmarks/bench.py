@@ -83,7 +83,7 @@ async def run_store(
                     progress(f"[{store}] rep {rep + 1}/{reps}, {concurrency} tasks: {row.name}")
                     sample = await measure(p, concurrency, seconds)
                     samples.setdefault((row.name, concurrency), []).append(sample)
-    results = []
+    results: list[dict[str, Any]] = []
     for row in rows:
         for concurrency in CONCURRENCY:
             reps_of_row = samples[(row.name, concurrency)]
@@ -92,9 +92,7 @@ async def run_store(
                  "concurrency": concurrency, **summarize(reps_of_row),
                  "ops_per_s_each_rep": [round(s.ops_per_s, 1) for s in reps_of_row]}
             )  # fmt: skip
-    floor_of = {
-        r["concurrency"]: r["ops_per_s"] for r in results if r["kind"] == "floor"
-    }
+    floor_of = {r["concurrency"]: r["ops_per_s"] for r in results if r["kind"] == "floor"}
     for r in results:
         floor = floor_of.get(r["concurrency"])
         r["vs_floor"] = r["ops_per_s"] / floor if floor else None
@@ -119,6 +117,7 @@ def chart(results: list[dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     rows = [r for r in results if r["concurrency"] == 64]
     stores = list(dict.fromkeys(r["store"] for r in rows))
@@ -139,7 +138,7 @@ def chart(results: list[dict[str, Any]], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("validations per second at 64 concurrent tasks (log scale)")
     ax.set_title("asyncsess validate vs the bare client (floor) and peers")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
     ax.legend(handles, list(colors), loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -147,8 +146,11 @@ def chart(results: list[dict[str, Any]], path: Path) -> None:
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="a run under two minutes")
     parser.add_argument("--stores", help="comma-separated stores (default: all)")
     parser.add_argument("--seconds", type=float, help="seconds per sample")
@@ -162,8 +164,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     started = time.time()
     for store in dict.fromkeys(r.store for r in rows):
-        results += await run_store(store, [r for r in rows if r.store == store],
-                                   args.sessions, seconds, reps)
+        results += await run_store(
+            store, [r for r in rows if r.store == store], args.sessions, seconds, reps
+        )
     progress(f"done in {time.time() - started:.0f} s\n")
     print(table(results))
     report = {
@@ -171,7 +174,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": sys.version.split()[0]},
-        "servers": servers, "libraries": versions(),
+        "servers": {k: v for k, v in servers.items() if v},  # filled in by the rows that ran
+        "libraries": versions(),
         "settings": {"seconds_per_sample": seconds, "repetitions": reps,
                      "sessions": args.sessions, "concurrency": list(CONCURRENCY)},
         "results": results,

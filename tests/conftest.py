@@ -9,10 +9,24 @@ import asyncsess
 from asyncsess.stores.base import Store
 from tests.backends import StoreSpec
 
-pytest_plugins = ["tests.backends.local", "tests.backends.redis", "tests.backends.sql"]
+pytest_plugins = [
+    "tests.backends.local",
+    "tests.backends.redis",
+    "tests.backends.sql",
+    "tests.backends.mongo",
+]
 
 #: Every store the conformance suite runs on; each has a ``<name>_store_spec`` fixture.
-BACKENDS = ["memory", "file", "redis", "redis_cluster", "sqlite", "postgresql", "mariadb"]
+BACKENDS = [
+    "memory",
+    "file",
+    "redis",
+    "redis_cluster",
+    "sqlite",
+    "postgresql",
+    "mariadb",
+    "mongodb",
+]
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OTHER_SECRET = "other-secret-0123456789-abcdefghijklmnopqrstuvwxyz"

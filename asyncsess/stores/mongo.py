@@ -1,0 +1,326 @@
+"""MongoDB store on PyMongo's async API (``mongodb://`` and ``mongodb+srv://`` URLs).
+
+One document per session, ``_id`` being the record key (the token's hash)::
+
+    {"_id": key, "user_ref": str, "payload": BinData, "version": int,
+     "created_at": float, "absolute_at": float,
+     "expires_ts": float,       # Record.expires_at, exact
+     "expires_at": ISODate}     # the same instant rounded up to the ms, for the TTL index
+
+A TTL index (``expireAfterSeconds=0``) on ``expires_at`` lets the server drop
+expired sessions by itself; the manager still checks expiry on every read, and
+:meth:`MongoStore.sweep` deletes in bounded batches. Every call runs under
+``pymongo.timeout(timeout)``, and driver errors become
+:class:`~asyncsess.StoreUnavailable` (connection, server selection, timeouts)
+or :class:`~asyncsess.StoreError`, the cause chained.
+
+An app-owned database or collection (PyMongo async, or Motor: only methods both
+have are used) can be passed in instead of a URL; it is never closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self, TypeVar
+
+import anyio
+import pymongo
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+
+from ..exceptions import ConfigurationError, StoreError, StoreUnavailable
+from .base import Record, Renewal, Store
+
+__all__ = ["MongoStore"]
+
+DEFAULT_DATABASE = "asyncsess"
+DEFAULT_COLLECTION = "asyncsess_sessions"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the largest date both sides accept
+_ISOLATE = sys.version_info < (3, 12)
+T = TypeVar("T")
+
+
+async def _isolated(op: Awaitable[T]) -> T:
+    """Await ``op`` in a task of its own, which a cancellation reaches once only.
+
+    On Python 3.11, ``asyncio.wait_for`` (PyMongo's connection pool waits with it)
+    leaves a lock held when it is cancelled again while cancelling its inner task,
+    which anyio's cancel scopes do, and the pool deadlocks. Not needed on 3.12+.
+    """
+    task = asyncio.ensure_future(op)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller is cancelled anyway
+        raise
+
+
+def _ttl_date(ts: float) -> datetime:
+    """``ts`` as a UTC datetime rounded *up* to the millisecond (BSON's precision)."""
+    try:
+        return _EPOCH + timedelta(milliseconds=min(math.ceil(ts * 1000), _MAX_MS))
+    except (OverflowError, ValueError):  # inf or nan
+        return _EPOCH + timedelta(milliseconds=_MAX_MS)
+
+
+def _document(record: Record) -> dict[str, Any]:
+    return {
+        "_id": record.key,
+        "user_ref": record.user_ref,
+        "payload": record.payload,
+        "version": record.version,
+        "created_at": record.created_at,
+        "absolute_at": record.absolute_at,
+        "expires_ts": record.expires_at,
+        "expires_at": _ttl_date(record.expires_at),
+    }
+
+
+def _record(doc: dict[str, Any]) -> Record:
+    return Record(
+        key=doc["_id"],
+        user_ref=doc["user_ref"],
+        payload=bytes(doc["payload"]),
+        version=int(doc["version"]),
+        created_at=float(doc["created_at"]),
+        expires_at=float(doc["expires_ts"]),
+        absolute_at=float(doc["absolute_at"]),
+    )
+
+
+def _renewed_ts(renew: Renewal) -> dict[str, Any]:
+    """Aggregation expression of the renewed expiry (never shortened, never past absolute)."""
+    return {"$max": ["$expires_ts", {"$min": [renew.until, "$absolute_at"]}]}
+
+
+def _as_date(expr: Any) -> dict[str, Any]:
+    return {"$toDate": {"$min": [{"$ceil": {"$multiply": [expr, 1000]}}, _MAX_MS]}}
+
+
+def _renew_all(renew: Renewal) -> list[dict[str, Any]]:
+    """Update pipeline that renews records already filtered as due."""
+    return [
+        {"$set": {"expires_ts": _renewed_ts(renew)}},
+        {"$set": {"expires_at": _as_date("$expires_ts")}},
+    ]
+
+
+def _check_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ConfigurationError(f"MongoStore timeout must be > 0 seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def _renew_if_due(renew: Renewal) -> list[dict[str, Any]]:
+    """Update pipeline that renews a due record and leaves any other one as it is."""
+    due = {
+        "$and": [
+            {"$gt": ["$expires_ts", renew.now]},
+            {"$lt": ["$expires_ts", renew.threshold]},
+        ]
+    }
+    new = _renewed_ts(renew)
+    return [
+        {
+            "$set": {
+                "expires_ts": {"$cond": [due, new, "$expires_ts"]},
+                "expires_at": {"$cond": [due, _as_date(new), "$expires_at"]},
+            }
+        }
+    ]
+
+
+class MongoStore(Store):
+    """Sessions in one MongoDB collection, expired by a TTL index and :meth:`sweep`.
+
+    ``database`` is an app-owned async database (PyMongo or Motor) to create
+    ``collection`` in, or ``collection`` is itself an app-owned collection
+    object; either way the store never closes it. :meth:`from_url` builds and
+    owns a client instead. ``timeout`` (seconds) bounds every call.
+    """
+
+    schemes = ("mongodb", "mongodb+srv")
+
+    def __init__(
+        self,
+        database: Any = None,
+        *,
+        collection: Any = DEFAULT_COLLECTION,
+        timeout: float = 5.0,
+    ) -> None:
+        self._timeout = _check_timeout(timeout)
+        if isinstance(collection, str):
+            if database is None:
+                raise ConfigurationError(
+                    "MongoStore needs a database (or a collection object), "
+                    "or use MongoStore.from_url('mongodb://host/dbname')"
+                )
+            collection = database[collection]
+        elif not hasattr(collection, "find_one_and_update"):
+            raise ConfigurationError(
+                f"MongoStore collection must be a name or an async collection, not {collection!r}"
+            )
+        self._collection: Any = collection
+        self._client: AsyncMongoClient[dict[str, Any]] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build a store with its own client; the database is the URL's path (or "asyncsess").
+
+        Options: ``collection``, ``timeout``; any other keyword goes to
+        :class:`pymongo.AsyncMongoClient`.
+        """
+        collection = options.pop("collection", DEFAULT_COLLECTION)
+        timeout = _check_timeout(options.pop("timeout", 5.0))
+        if not isinstance(collection, str):
+            raise ConfigurationError(
+                "from_url takes a collection *name*; pass objects to MongoStore"
+            )
+        ms = max(1, int(timeout * 1000))
+        options.setdefault("serverSelectionTimeoutMS", ms)
+        options.setdefault("timeoutMS", ms)
+        try:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, **options)
+        except PyMongoError as exc:
+            raise ConfigurationError(f"invalid MongoDB URL or client option: {exc}") from exc
+        store = cls(
+            client.get_default_database(DEFAULT_DATABASE), collection=collection, timeout=timeout
+        )
+        store._client = client
+        return store
+
+    async def _run(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        """Run ``op()`` (driver calls) bounded by ``timeout``, mapping driver errors."""
+        try:
+            with pymongo.timeout(self._timeout):
+                return await (_isolated(op()) if _ISOLATE else op())
+        except DuplicateKeyError as exc:
+            raise StoreError(f"MongoDB {what} failed: a session with this key exists") from exc
+        except PyMongoError as exc:
+            if isinstance(exc, ConnectionFailure) or exc.timeout:
+                raise StoreUnavailable(
+                    f"MongoDB did not answer {what} within {self._timeout:g} s "
+                    f"({type(exc).__name__}); check that the server is reachable"
+                ) from exc
+            raise StoreError(f"MongoDB {what} failed: {type(exc).__name__}") from exc
+
+    async def open(self) -> None:
+        """Create the TTL index on ``expires_at`` and the index on ``user_ref``."""
+
+        async def create_indexes() -> None:
+            await self._collection.create_index("expires_at", expireAfterSeconds=0)
+            await self._collection.create_index("user_ref")
+
+        await self._run("index creation", create_indexes)
+
+    async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
+        """Return the record under ``key``, renewed if due, in one round trip."""
+        if renew is None:
+            doc = await self._run("get", lambda: self._collection.find_one({"_id": key}))
+        else:
+            doc = await self._run(
+                "get",
+                lambda: self._collection.find_one_and_update(
+                    {"_id": key}, _renew_if_due(renew), return_document=ReturnDocument.AFTER
+                ),
+            )
+        return None if doc is None else _record(doc)
+
+    async def get_many(
+        self, keys: Sequence[str], *, renew: Renewal | None = None
+    ) -> list[Record | None]:
+        """Return the records of ``keys`` in order: one ``$in`` query (plus one update to renew)."""
+        if not keys:
+            return []
+        wanted = {"_id": {"$in": list(dict.fromkeys(keys))}}
+
+        async def renew_and_find() -> dict[str, Record]:
+            if renew is not None:
+                due = {"expires_ts": {"$gt": renew.now, "$lt": renew.threshold}}
+                await self._collection.update_many({**wanted, **due}, _renew_all(renew))
+            return {doc["_id"]: _record(doc) async for doc in self._collection.find(wanted)}
+
+        found = await self._run("get_many", renew_and_find)
+        return [found.get(key) for key in keys]
+
+    async def insert(self, record: Record) -> None:
+        """Store a new record; an existing key raises :class:`~asyncsess.StoreError`."""
+        await self._run("insert", lambda: self._collection.insert_one(_document(record)))
+
+    async def replace(self, record: Record, *, expected_version: int) -> bool:
+        """Overwrite ``record.key`` only if it is at ``expected_version``."""
+        fields = _document(record)
+        del fields["_id"]
+        query = {"_id": record.key, "version": expected_version}
+        result = await self._run(
+            "replace", lambda: self._collection.update_one(query, {"$set": fields})
+        )
+        return bool(result.matched_count)
+
+    async def delete(self, key: str) -> bool:
+        """Delete one record; ``True`` if this call deleted it."""
+        result = await self._run("delete", lambda: self._collection.delete_one({"_id": key}))
+        return bool(result.deleted_count)
+
+    async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
+        """Delete every record of ``user_ref`` but ``keep``; return the count."""
+        query: dict[str, Any] = {"user_ref": user_ref}
+        if keep is not None:
+            query["_id"] = {"$ne": keep}
+        result = await self._run("delete_user", lambda: self._collection.delete_many(query))
+        return int(result.deleted_count)
+
+    async def list_user(self, user_ref: str) -> list[Record]:
+        """Return every record of ``user_ref``, expired ones included."""
+
+        async def find() -> list[Record]:
+            return [_record(doc) async for doc in self._collection.find({"user_ref": user_ref})]
+
+        return await self._run("list_user", find)
+
+    async def sweep(self, now: float, *, limit: int) -> int:
+        """Delete at most ``limit`` records with ``expires_at <= now``; return the count."""
+        if limit <= 0:  # a MongoDB limit of 0 means "no limit"
+            return 0
+        # The date bound uses the TTL index; the float bound is the exact test.
+        expired = {"expires_at": {"$lte": _ttl_date(now)}, "expires_ts": {"$lte": now}}
+
+        async def find_and_delete() -> int:
+            cursor = self._collection.find(expired, {"_id": True}).limit(limit)
+            ids = [doc["_id"] async for doc in cursor]
+            if not ids:
+                return 0
+            result = await self._collection.delete_many({**expired, "_id": {"$in": ids}})
+            return int(result.deleted_count)
+
+        return await self._run("sweep", find_and_delete)
+
+    async def count(self, now: float) -> tuple[int, int]:
+        """Return how many records are live (``expires_at > now``) and how many expired."""
+
+        async def count_both() -> tuple[int, int]:
+            live = await self._collection.count_documents({"expires_ts": {"$gt": now}})
+            expired = await self._collection.count_documents({"expires_ts": {"$lte": now}})
+            return int(live), int(expired)
+
+        return await self._run("count", count_both)
+
+    async def wipe(self) -> int:
+        """Delete every session in the collection (its indexes stay); return the count."""
+        result = await self._run("wipe", lambda: self._collection.delete_many({}))
+        return int(result.deleted_count)
+
+    async def aclose(self) -> None:
+        """Close the client :meth:`from_url` created; an app-owned one stays open."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
