@@ -14,6 +14,7 @@ privacy mode off it is the plaintext user id, which must fit in 255 characters
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
@@ -125,6 +126,10 @@ class SQLStore(Store):
         self._owned = False
         self._opened = False
         self._open_lock = anyio.Lock()
+        # aiosqlite: reads share one held connection (no pool checkout per read), when
+        # the store owns the engine and its pool has room for the writers beside it
+        self._reader: AsyncConnection | None = None
+        self._hold_reader = False
         self._timeout = timeout
         self._create = create_table
         # Single statements need no transaction: autocommit spares BEGIN and ROLLBACK.
@@ -161,6 +166,9 @@ class SQLStore(Store):
         if engine.dialect.driver == "aiosqlite":
             compiled = {k: v.compile(dialect=engine.dialect) for k, v in self._statements.items()}
             self._sqlite = {k: (c.string, list(c.positiontup or ())) for k, c in compiled.items()}
+            head, eq, tail = self._sqlite["get"][0].rpartition(" = ?")
+            assert eq and not tail, "the compiled get must end in its key parameter"
+            self._sqlite_in = head + " IN "
         keys: sa.BindParameter[str] = b("keys", expanding=True)
         until = b("until", type_=sa.Double)
         renewed = sa.case((t.c.absolute_at < until, t.c.absolute_at), else_=until)
@@ -214,6 +222,8 @@ class SQLStore(Store):
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         store = cls(engine=engine, table=table, timeout=timeout, create_table=create_table)
         store._owned = True
+        size = getattr(engine.pool, "size", None)
+        store._hold_reader = store._sqlite is not None and callable(size) and size() >= 2
         return store
 
     @property
@@ -221,21 +231,50 @@ class SQLStore(Store):
         """The engine this store runs its statements on (in AUTOCOMMIT mode)."""
         return self._engine
 
+    async def _held_reader(self) -> AsyncConnection:
+        if self._reader is None:
+            conn = await self._engine.connect()
+            if self._reader is None:
+                self._reader = conn
+            else:
+                await conn.close()
+        return self._reader
+
+    async def _drop_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                await reader.close()
+
     @asynccontextmanager
     async def _connect(
-        self, *, write: bool = False, opening: bool = False
+        self, *, write: bool = False, opening: bool = False, read: bool = False
     ) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection, with the whole call bounded and driver errors mapped.
+        """A connection, with the whole call bounded and driver errors mapped.
 
-        The deadline also shields the call: a cancelled caller waits (at most the
-        timeout) for the statement in flight rather than tearing the connection down.
+        Pooled, except plain reads on aiosqlite (``read=True``), which share one held
+        connection: aiosqlite queues their statements on its thread. The deadline
+        also shields the call: a cancelled caller waits (at most the timeout) for the
+        statement in flight rather than tearing the connection down.
         """
         if not (self._opened or opening):
             await self.open()
+        held = read and self._hold_reader
         try:
-            with anyio.fail_after(self._timeout, shield=True):
-                async with self._writer if write else _NO_LOCK, self._engine.connect() as conn:
-                    yield conn
+            try:
+                with anyio.fail_after(self._timeout, shield=True):
+                    if held:
+                        yield await self._held_reader()
+                    else:
+                        async with (
+                            self._writer if write else _NO_LOCK,
+                            self._engine.connect() as conn,
+                        ):
+                            yield conn
+            except (StoreUnavailable, TimeoutError, *_UNAVAILABLE, sqlite3.Error):
+                if held:  # a broken connection: the next read opens a new one
+                    await self._drop_reader()
+                raise
         except TimeoutError as exc:
             raise StoreUnavailable(
                 f"the SQL store did not answer within {self._timeout:g} s"
@@ -293,16 +332,17 @@ class SQLStore(Store):
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Read one record with one SELECT; a due renewal adds one UPDATE."""
-        async with self._connect() as conn:
+        async with self._connect(read=True) as conn:
             rows, _ = await self._run(conn, "get", key=key)
-            if not rows:
-                return None
-            record = _record(rows[0])
-            renewed = renew.apply(record) if renew is not None else None
-            if renew is None or renewed is None:
-                return record
+        if not rows:
+            return None
+        record = _record(rows[0])
+        renewed = renew.apply(record) if renew is not None else None
+        if renew is None or renewed is None:
+            return record
+        async with self._connect() as conn:
             await conn.execute(self._renew, self._renew_params(renew, [key]))
-            return renewed
+        return renewed
 
     async def get_many(
         self, keys: Sequence[str], *, renew: Renewal | None = None
@@ -310,14 +350,22 @@ class SQLStore(Store):
         """Read several records with one ``SELECT ... WHERE key IN``; due ones share an UPDATE."""
         if not keys:
             return []
-        async with self._connect() as conn:
-            rows = (await conn.execute(self._get_many, {"keys": list(set(keys))})).all()
-            found = {record.key: record for record in map(_record, rows)}
-            if renew is not None:
-                due = {k: r for k, r in ((k, renew.apply(v)) for k, v in found.items()) if r}
-                if due:
+        unique = list(set(keys))
+        async with self._connect(read=True) as conn:
+            if self._sqlite is None:
+                rows = (await conn.execute(self._get_many, {"keys": unique})).all()
+            else:  # straight on aiosqlite, as get: one hop to its thread
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None
+                sql = f"{self._sqlite_in}({','.join('?' * len(unique))})"
+                rows = list(await driver.execute_fetchall(sql, unique))
+        found = {record.key: record for record in map(_record, rows)}
+        if renew is not None:
+            due = {k: r for k, r in ((k, renew.apply(v)) for k, v in found.items()) if r}
+            if due:
+                async with self._connect() as conn:
                     await conn.execute(self._renew, self._renew_params(renew, list(due)))
-                    found.update(due)
+                found.update(due)
         return [found.get(key) for key in keys]
 
     @staticmethod
@@ -379,5 +427,6 @@ class SQLStore(Store):
 
     async def aclose(self) -> None:
         """Dispose the engine if :meth:`from_url` created it; an app's engine is left open."""
+        await self._drop_reader()
         if self._owned:
             await self._engine.dispose()
