@@ -129,6 +129,7 @@ class SQLStore(Store):
         # aiosqlite: reads share one held connection (no pool checkout per read), when
         # the store owns the engine and its pool has room for the writers beside it
         self._reader: AsyncConnection | None = None
+        self._reader_driver: Any = None
         self._hold_reader = False
         self._timeout = timeout
         self._create = create_table
@@ -240,7 +241,17 @@ class SQLStore(Store):
                 await conn.close()
         return self._reader
 
+    async def _driver(self, conn: AsyncConnection) -> Any:
+        """The DB-API driver connection under ``conn`` (kept for the held reader)."""
+        if conn is self._reader and self._reader_driver is not None:
+            return self._reader_driver
+        driver = (await conn.get_raw_connection()).driver_connection
+        if conn is self._reader:
+            self._reader_driver = driver
+        return driver
+
     async def _drop_reader(self) -> None:
+        self._reader_driver = None
         reader, self._reader = self._reader, None
         if reader is not None:
             with contextlib.suppress(Exception):
@@ -294,7 +305,7 @@ class SQLStore(Store):
             return (list(result.all()) if result.returns_rows else []), result.rowcount
         sql, order = self._sqlite[name]
         args = tuple(params[p] for p in order)
-        driver = (await conn.get_raw_connection()).driver_connection
+        driver = await self._driver(conn)
         assert driver is not None
         try:
             if name in ("get", "list_user"):
@@ -355,7 +366,7 @@ class SQLStore(Store):
             if self._sqlite is None:
                 rows = (await conn.execute(self._get_many, {"keys": unique})).all()
             else:  # straight on aiosqlite, as get: one hop to its thread
-                driver = (await conn.get_raw_connection()).driver_connection
+                driver = await self._driver(conn)
                 assert driver is not None
                 sql = f"{self._sqlite_in}({','.join('?' * len(unique))})"
                 rows = list(await driver.execute_fetchall(sql, unique))
