@@ -88,7 +88,7 @@ class Store(abc.ABC):
     provides_secret: ClassVar[bool] = False
     #: How many lookups the manager lets run at once before it batches the rest
     #: into :meth:`get_many` (used only by stores that override :meth:`get_many`).
-    max_in_flight: ClassVar[int] = 4
+    max_in_flight: int = 4
 
     @classmethod
     @abc.abstractmethod

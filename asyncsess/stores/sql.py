@@ -225,6 +225,8 @@ class SQLStore(Store):
         store._owned = True
         size = getattr(engine.pool, "size", None)
         store._hold_reader = store._sqlite is not None and callable(size) and size() >= 2
+        if store._hold_reader:  # one reader thread: fewer, larger batches serve it best
+            store.max_in_flight = 2
         return store
 
     @property
