@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -43,7 +44,9 @@ def anyio_backend() -> str:
 class FakeClock:
     """An injected clock: tests move time instead of sleeping."""
 
-    now: float = 1_800_000_000.0
+    # Real "now" to start with: servers expire keys by wall-clock time (Redis PEXPIREAT,
+    # MongoDB's TTL index), so fake times must never lie in the real past.
+    now: float = field(default_factory=time.time)
 
     def __call__(self) -> float:
         return self.now

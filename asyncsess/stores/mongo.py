@@ -45,22 +45,24 @@ _ISOLATE = sys.version_info < (3, 12)
 T = TypeVar("T")
 
 
-async def _isolated(op: Awaitable[T]) -> T:
-    """Await ``op`` in a task of its own, which a cancellation reaches once only.
+async def _isolated(op: Awaitable[T], grace: float) -> T:
+    """Await ``op`` in a task of its own that a cancellation of the caller does not reach.
 
     On Python 3.11, ``asyncio.wait_for`` (PyMongo's connection pool waits with it)
-    leaves a lock held when it is cancelled again while cancelling its inner task,
-    which anyio's cancel scopes do, and the pool deadlocks. Not needed on 3.12+.
+    leaves the pool's lock held if it is cancelled while handling its own timeout,
+    and the pool deadlocks. So a cancelled caller lets the operation finish (it is
+    bounded by the store's timeout) for up to ``grace`` seconds. Not needed on 3.12+.
     """
     task = asyncio.ensure_future(op)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        task.cancel()
-        with anyio.CancelScope(shield=True):
+        with anyio.move_on_after(grace, shield=True):
             await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # retrieved: the caller is cancelled anyway
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled():
+            task.exception()  # mark it retrieved: the caller is cancelled anyway
         raise
 
 
@@ -114,12 +116,6 @@ def _renew_all(renew: Renewal) -> list[dict[str, Any]]:
     ]
 
 
-def _check_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ConfigurationError(f"MongoStore timeout must be > 0 seconds, not {timeout!r}")
-    return float(timeout)
-
-
 def _renew_if_due(renew: Renewal) -> list[dict[str, Any]]:
     """Update pipeline that renews a due record and leaves any other one as it is."""
     due = {
@@ -137,6 +133,12 @@ def _renew_if_due(renew: Renewal) -> list[dict[str, Any]]:
             }
         }
     ]
+
+
+def _check_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ConfigurationError(f"MongoStore timeout must be > 0 seconds, not {timeout!r}")
+    return float(timeout)
 
 
 class MongoStore(Store):
@@ -202,7 +204,7 @@ class MongoStore(Store):
         """Run ``op()`` (driver calls) bounded by ``timeout``, mapping driver errors."""
         try:
             with pymongo.timeout(self._timeout):
-                return await (_isolated(op()) if _ISOLATE else op())
+                return await (_isolated(op(), self._timeout + 1) if _ISOLATE else op())
         except DuplicateKeyError as exc:
             raise StoreError(f"MongoDB {what} failed: a session with this key exists") from exc
         except PyMongoError as exc:

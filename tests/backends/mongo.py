@@ -171,9 +171,12 @@ def wire_server(python: str, log: Path, port: int = 0) -> Iterator[str]:
     """Run the wire server until the block ends; yield its URL (no database in the path)."""
     with open(log, "wb") as err:
         proc = subprocess.Popen(
-            [python, str(LAUNCHER), "--port", str(port)], stdout=subprocess.PIPE, stderr=err
+            [python, str(LAUNCHER), "--port", str(port), "--parent-pipe"],
+            stdin=subprocess.PIPE,  # closed when this process ends, however it ends
+            stdout=subprocess.PIPE,
+            stderr=err,
         )
-    assert proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None
     try:
         line = b""
         if select.select([proc.stdout], [], [], 60)[0]:
@@ -191,6 +194,7 @@ def wire_server(python: str, log: Path, port: int = 0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        proc.stdin.close()
         proc.stdout.close()
 
 
@@ -254,7 +258,9 @@ def mongodb_database(mongodb_admin: MongoClient[dict[str, object]]) -> Iterator[
 @pytest.fixture
 def mongodb_store_spec(mongodb_server_url: str, mongodb_database: str) -> Iterator[StoreSpec]:
     """A ``mongodb://`` store in a database of its own."""
-    yield StoreSpec(with_database(mongodb_server_url, mongodb_database))
+    # The wire server is one Python process: a thousand concurrent calls queue for seconds.
+    options = {} if os.environ.get(URL_ENV) else {"timeout": 30.0}
+    yield StoreSpec(with_database(mongodb_server_url, mongodb_database), options)
 
 
 if __name__ == "__main__":  # python -m tests.backends.mongo: provision ahead of the tests

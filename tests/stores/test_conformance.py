@@ -25,6 +25,7 @@ async def test_create_then_validate(manager: SessionManager, clock: FakeClock) -
     assert session.user_id == "alice"
     assert dict(session.data) == {"role": "admin", "n": [1, 2]}
     assert session.version == 1
+    assert session.created == clock.now
     assert session.created_at.timestamp() == pytest.approx(clock.now)
     assert session.expires_at.timestamp() == pytest.approx(clock.now + IDLE)
     assert session.absolute_expires_at.timestamp() == pytest.approx(clock.now + ABSOLUTE)
@@ -148,7 +149,7 @@ async def test_absolute_expiry_ends_an_active_session(
         clock.advance(IDLE * 0.6)
         session = await manager.validate(token)
         assert session is not None
-        assert session.expires_at.timestamp() <= start + ABSOLUTE
+        assert session.expires <= start + ABSOLUTE
     clock.now = start + ABSOLUTE
     assert await manager.validate(token) is None
 

@@ -26,7 +26,7 @@ from pymongo.monitoring import (
 import asyncsess
 from asyncsess import SessionManager, StoreError, StoreUnavailable
 from asyncsess.stores.base import Record, Renewal
-from asyncsess.stores.mongo import DEFAULT_COLLECTION, MongoStore
+from asyncsess.stores.mongo import DEFAULT_COLLECTION, MongoStore, _isolated
 from tests.backends import StoreSpec
 from tests.backends.mongo import wire_server
 from tests.conftest import SECRET
@@ -269,3 +269,26 @@ async def test_works_again_once_the_server_is_back(
     finally:
         await store.aclose()
         await collect_leaked_sockets()
+
+
+async def test_a_cancelled_call_lets_the_driver_finish() -> None:
+    # On Python 3.11 a driver call is never cancelled mid-way (a cancelled
+    # asyncio.wait_for can deadlock PyMongo's pool): the caller waits for it, up to a grace.
+    done: list[str] = []
+
+    async def op(name: str, seconds: float) -> str:
+        try:
+            await anyio.sleep(seconds)
+        except BaseException:
+            done.append(f"{name} cancelled")
+            raise
+        done.append(name)
+        return name
+
+    with anyio.move_on_after(0.05) as scope:
+        await _isolated(op("quick", 0.2), grace=5.0)
+    assert scope.cancelled_caught and done == ["quick"]
+    with anyio.move_on_after(0.05):
+        await _isolated(op("slow", 60.0), grace=0.1)
+    await anyio.lowlevel.checkpoint()
+    assert done == ["quick", "slow cancelled"]
