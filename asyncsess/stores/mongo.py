@@ -240,18 +240,30 @@ class MongoStore(Store):
     async def get_many(
         self, keys: Sequence[str], *, renew: Renewal | None = None
     ) -> list[Record | None]:
-        """Return the records of ``keys`` in order: one ``$in`` query (plus one update to renew)."""
+        """Return the records of ``keys`` in order: one ``$in`` query.
+
+        Records due for renewal (rare: renewal is coalesced) are then renewed with
+        one ``update_many``, which re-checks that each is still due.
+        """
         if not keys:
             return []
         wanted = {"_id": {"$in": list(dict.fromkeys(keys))}}
 
-        async def renew_and_find() -> dict[str, Record]:
-            if renew is not None:
-                due = {"expires_ts": {"$gt": renew.now, "$lt": renew.threshold}}
-                await self._collection.update_many({**wanted, **due}, _renew_all(renew))
+        async def find() -> dict[str, Record]:
             return {doc["_id"]: _record(doc) async for doc in self._collection.find(wanted)}
 
-        found = await self._run("get_many", renew_and_find)
+        found = await self._run("get_many", find)
+        if renew is not None:
+            due = {k: r for k, r in ((k, renew.apply(v)) for k, v in found.items()) if r}
+            if due:
+                query = {
+                    "_id": {"$in": list(due)},
+                    "expires_ts": {"$gt": renew.now, "$lt": renew.threshold},
+                }
+                await self._run(
+                    "renewal", lambda: self._collection.update_many(query, _renew_all(renew))
+                )
+                found.update(due)
         return [found.get(key) for key in keys]
 
     async def insert(self, record: Record) -> None:
