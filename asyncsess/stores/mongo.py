@@ -135,6 +135,16 @@ def _renew_if_due(renew: Renewal) -> list[dict[str, Any]]:
     ]
 
 
+def driver_error(exc: PyMongoError, what: str, timeout: float) -> StoreError:
+    """The asyncsess error for a PyMongo error during ``what`` (fail closed)."""
+    if isinstance(exc, ConnectionFailure) or exc.timeout:
+        return StoreUnavailable(
+            f"MongoDB did not answer {what} within {timeout:g} s "
+            f"({type(exc).__name__}); check that the server is reachable"
+        )
+    return StoreError(f"MongoDB {what} failed: {type(exc).__name__}")
+
+
 def _check_timeout(timeout: object) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ConfigurationError(f"MongoStore timeout must be > 0 seconds, not {timeout!r}")
@@ -208,12 +218,7 @@ class MongoStore(Store):
         except DuplicateKeyError as exc:
             raise StoreError(f"MongoDB {what} failed: a session with this key exists") from exc
         except PyMongoError as exc:
-            if isinstance(exc, ConnectionFailure) or exc.timeout:
-                raise StoreUnavailable(
-                    f"MongoDB did not answer {what} within {self._timeout:g} s "
-                    f"({type(exc).__name__}); check that the server is reachable"
-                ) from exc
-            raise StoreError(f"MongoDB {what} failed: {type(exc).__name__}") from exc
+            raise driver_error(exc, what, self._timeout) from exc
 
     async def open(self) -> None:
         """Create the TTL index on ``expires_at`` and the index on ``user_ref``."""

@@ -15,10 +15,10 @@ from typing import Any, Final, Self
 
 import pymongo
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ...exceptions import ConfigurationError, StoreError, StoreUnavailable, UserExists
-from ...stores.mongo import MongoStore
+from ...exceptions import ConfigurationError, UserExists
+from ...stores.mongo import MongoStore, driver_error
 from ..user import UserRecord
 from . import UserStore
 
@@ -87,12 +87,7 @@ class MongoUsers(UserStore):
         except DuplicateKeyError as exc:
             raise UserExists("a user with this username exists already") from exc
         except PyMongoError as exc:
-            if isinstance(exc, ConnectionFailure) or exc.timeout:
-                raise StoreUnavailable(
-                    f"MongoDB did not answer {what} within {self._timeout:g} s "
-                    f"({type(exc).__name__}); check that the server is reachable"
-                ) from exc
-            raise StoreError(f"MongoDB {what} failed: {type(exc).__name__}: {exc}") from exc
+            raise driver_error(exc, what, self._timeout) from exc
 
     async def open(self) -> None:
         """Create the unique index on ``username``."""
