@@ -29,7 +29,7 @@ from typing import Any, Self, TypeVar
 
 import anyio
 import pymongo
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from ..exceptions import ConfigurationError, StoreError, StoreUnavailable
@@ -113,25 +113,6 @@ def _renew_all(renew: Renewal) -> list[dict[str, Any]]:
     return [
         {"$set": {"expires_ts": _renewed_ts(renew)}},
         {"$set": {"expires_at": _as_date("$expires_ts")}},
-    ]
-
-
-def _renew_if_due(renew: Renewal) -> list[dict[str, Any]]:
-    """Update pipeline that renews a due record and leaves any other one as it is."""
-    due = {
-        "$and": [
-            {"$gt": ["$expires_ts", renew.now]},
-            {"$lt": ["$expires_ts", renew.threshold]},
-        ]
-    }
-    new = _renewed_ts(renew)
-    return [
-        {
-            "$set": {
-                "expires_ts": {"$cond": [due, new, "$expires_ts"]},
-                "expires_at": {"$cond": [due, _as_date(new), "$expires_at"]},
-            }
-        }
     ]
 
 
@@ -230,17 +211,21 @@ class MongoStore(Store):
         await self._run("index creation", create_indexes)
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
-        """Return the record under ``key``, renewed if due, in one round trip."""
-        if renew is None:
-            doc = await self._run("get", lambda: self._collection.find_one({"_id": key}))
-        else:
-            doc = await self._run(
-                "get",
-                lambda: self._collection.find_one_and_update(
-                    {"_id": key}, _renew_if_due(renew), return_document=ReturnDocument.AFTER
-                ),
-            )
-        return None if doc is None else _record(doc)
+        """Return the record under ``key`` with one ``find_one``.
+
+        A record due for renewal (rare: renewal is coalesced) is then renewed with
+        one ``update_one`` that re-checks it is still due.
+        """
+        doc = await self._run("get", lambda: self._collection.find_one({"_id": key}))
+        if doc is None:
+            return None
+        record = _record(doc)
+        renewed = renew.apply(record) if renew is not None else None
+        if renew is None or renewed is None:
+            return record
+        query = {"_id": key, "expires_ts": {"$gt": renew.now, "$lt": renew.threshold}}
+        await self._run("renewal", lambda: self._collection.update_one(query, _renew_all(renew)))
+        return renewed
 
     async def get_many(
         self, keys: Sequence[str], *, renew: Renewal | None = None
