@@ -100,6 +100,13 @@ class SessionManager:
     ``renew_fraction`` of the idle timeout remains. ``clock`` returns seconds
     since the epoch (``time.time`` by default). ``async with`` runs the
     expiry sweeper every ``sweep_interval`` in a task group.
+
+    ``decode_cache`` is how many decoded sessions a manager over a persistent
+    store keeps (oldest out first): a validate still reads the store every
+    time, but a record byte-for-byte the same as one opened before is not
+    decrypted and parsed again. Only sessions whose data values are all
+    scalars are kept (the session handed out is then immutable); ``0`` keeps
+    none.
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class SessionManager:
         sweep_interval: timedelta | float = timedelta(minutes=1),
         renew_fraction: float = 0.5,
         sweep_batch: int = 500,
+        decode_cache: int = 10_000,
         store_options: Mapping[str, Any] | None = None,
         accounts: Accounts | None = None,
         login_limiter: RateLimiter | None = None,
@@ -140,6 +148,11 @@ class SessionManager:
         self.renew_fraction = renew_fraction
         self._renew_window = self.idle_timeout * renew_fraction
         self.sweep_batch = sweep_batch
+        if not isinstance(decode_cache, int) or decode_cache < 0:
+            raise ConfigurationError(f"decode_cache must be an int >= 0, not {decode_cache!r}")
+        self.decode_cache = decode_cache
+        # lookup key -> (payload, user_ref, the session opened from them)
+        self._decoded: dict[str, tuple[bytes, str, Session]] = {}
         self.privacy_mode = privacy_mode
         self._clock = clock or time.time
         self._in_process = not type(self.store).persistent
@@ -392,6 +405,28 @@ class SessionManager:
         if record.memo is not None:
             session: Session = record.memo
             return session
+        decoded = self._decoded.get(key)
+        if decoded is not None and decoded[0] == record.payload and decoded[1] == record.user_ref:
+            # the same bytes under the same key (so the same token) open to the same session
+            session = decoded[2]
+            if (
+                record.expires_at == session.expires
+                and record.version == session.version
+                and record.created_at == session.created
+                and record.absolute_at == session.absolute_expires
+            ):
+                return session
+            session = Session(
+                key,
+                session.user_id,
+                session.data,
+                record.version,
+                record.created_at,
+                record.expires_at,
+                record.absolute_at,
+            )
+            self._decoded[key] = (decoded[0], decoded[1], session)
+            return session
         opened = self._unpack(cast(str, token), record)  # a str: it has a lookup key
         if opened is None:
             return None
@@ -405,10 +440,14 @@ class SessionManager:
             record.expires_at,
             record.absolute_at,
         )
-        if self._peek is not None and all(type(v) in _SCALARS for v in data.values()):
-            # the store hands out this very record again until it changes; flat data
-            # makes the session wholly immutable, so it can be handed out again too
-            record.memo = session
+        if all(type(v) in _SCALARS for v in data.values()):
+            # flat data makes the session wholly immutable, so it can be handed out again
+            if self._peek is not None:  # the store hands out this very record until it changes
+                record.memo = session
+            elif self.decode_cache:
+                if len(self._decoded) >= self.decode_cache:
+                    del self._decoded[next(iter(self._decoded))]
+                self._decoded[key] = (record.payload, record.user_ref, session)
         return session
 
     async def revoke(self, token: object) -> bool:
@@ -417,8 +456,10 @@ class SessionManager:
             return False
         if not self._opened:
             await self._open()
+        key = token_key(token)
+        self._decoded.pop(key, None)
         with _fail_closed:
-            return await self.store.delete(token_key(token))
+            return await self.store.delete(key)
 
     async def revoke_all(self, user_id: str, *, keep: object = None) -> int:
         """End every session of ``user_id`` (but the one of token ``keep``); return the count."""
@@ -563,6 +604,7 @@ class SessionManager:
         """
         if not self._opened:
             await self._open()
+        self._decoded.clear()
         total = await self._sweep_until(self._clock() + _FOREVER, progress)
         with _fail_closed:
             total += await self.store.wipe()

@@ -2,16 +2,18 @@
 
 Keys, under ``prefix`` (default ``"asyncsess:"``; ``wipe`` deletes every key under it)::
 
-    {prefix}s:{<key>}        hash u p v c e a: user_ref, payload, version, created_at,
-                             expires_at, absolute_at (floats as repr); PEXPIREAT expires_at
+    {prefix}s:{<key>}        string: struct ">dddiH" (created_at, expires_at, absolute_at,
+                             version, len(user_ref)), user_ref, payload; PXAT expires_at
     {prefix}u:{<user_ref>}   sorted set of the user's keys scored by expires_at as last
                              written (never above the record's); expires at its members'
                              latest absolute_at, so it outlives every one of them
 
 Redis drops a session at ``expires_at`` by itself; ``sweep`` tidies the user
 indexes and deletes only records that the caller's clock says are expired but
-Redis's has not reached (so it normally returns 0). ``get`` is one command:
-``HGETALL``, or an ``EVALSHA`` that reads and, when due, renews. Every call is
+Redis's has not reached (so it normally returns 0). ``get`` is one ``GET``
+(``get_many`` one ``MGET``), as cheap as a bare lookup; only a record read as
+due for renewal costs one more command, an ``EVALSHA`` that re-checks it and
+moves its expiry (``SETRANGE`` on the expiry field, ``PEXPIREAT``). Every call is
 bounded by ``timeout`` (waiting for a free pooled connection included: redis-py
 raises rather than waits when its pool is exhausted, so the store never has
 more commands in flight than the pool's ``max_connections``).
@@ -33,12 +35,13 @@ scripts, atomic but reaching keys they derive from the prefix, are used.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from datetime import timedelta
-from typing import Any, ClassVar, ParamSpec, Self, TypeVar
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
@@ -56,12 +59,17 @@ __all__ = ["RedisStore"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
-_FIELDS = (b"u", b"p", b"v", b"c", b"e", b"a")
 _SCAN = 1000
 _PACKED = struct.Struct(">dddiH")
 _UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
 
 _MS = "local function ms(t) return string.format('%.0f', math.ceil(tonumber(t) * 1000)) end\n"
+# A record is one string: struct ">dddiH" (created, expires, absolute, version,
+# len(user_ref)), then user_ref and payload. Byte offsets (Lua's are 1-based): expires
+# at 8, version at 24, user_ref from 30.
+_RECORD = """
+local function owner(r) return string.sub(r, 31, 30 + struct.unpack('>H', r, 29)) end
+"""
 # KEYS[1] index; ARGV member, score, expiry in ms: add, and never shorten the index's life.
 _INDEX = """
 local function index_add(k)
@@ -74,74 +82,84 @@ local function index_add(k)
   redis.call('PEXPIREAT', k, ARGV[3])
 end
 """
-# KEYS[1] record [, KEYS[2] index]; ARGV 1-3 as _INDEX, 4 expected version ('' to insert),
-# 5-10 the fields, 11 record expiry in ms.
+# KEYS[1] record [, KEYS[2] index]; ARGV 1-3 as _INDEX, 4 expected version ('' to
+# insert), 5 the record, 6 its expiry in ms.
 _PUT = (
     _INDEX
     + """
-if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[4] then return 0 end
-redis.call('HSET', KEYS[1], 'u', ARGV[5], 'p', ARGV[6], 'v', ARGV[7], 'c', ARGV[8],
-           'e', ARGV[9], 'a', ARGV[10])
-redis.call('PEXPIREAT', KEYS[1], ARGV[11])
+if ARGV[4] ~= '' then
+  local r = redis.call('GET', KEYS[1])
+  if not r or struct.unpack('>i', r, 25) ~= tonumber(ARGV[4]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[5], 'PXAT', ARGV[6])
 if KEYS[2] then index_add(KEYS[2]) end
 return 1
 """
 )
-# KEYS records; ARGV now, threshold, until, until in ms. One packed record (or false)
-# per key: struct ">dddiH" (created, expires, absolute, version, len(user_ref)), then
-# user_ref and payload -- a single bulk string each, as cheap to parse as a GET.
-_GET = (
+# KEYS records found due for renewal; ARGV now, threshold, until, until in ms. Re-checks
+# each, renews it in place (SETRANGE keeps its TTL, PEXPIREAT moves it) and returns it.
+_RENEW = (
     _MS
     + """
 local now, threshold, later = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local rows = {}
 for i, key in ipairs(KEYS) do
-  local r = redis.call('HMGET', key, 'u', 'p', 'v', 'c', 'e', 'a')
-  if r[1] then
-    local e = tonumber(r[5])
+  local r = redis.call('GET', key)
+  if r then
+    local e, a = struct.unpack('>dd', r, 9)
     if now < e and e < threshold then
-      local new, at = ARGV[3], ARGV[4]
-      if tonumber(r[6]) < later then new, at = r[6], ms(r[6]) end
-      if tonumber(new) > e then
-        redis.call('HSET', key, 'e', new)
+      local new, at = later, ARGV[4]
+      if a < later then new, at = a, ms(a) end
+      if new > e then
+        local packed = struct.pack('>d', new)
+        redis.call('SETRANGE', key, 8, packed)
         redis.call('PEXPIREAT', key, at)
-        r[5] = new
+        r = string.sub(r, 1, 8) .. packed .. string.sub(r, 17)
       end
     end
   end
-  rows[i] = r[1] and (struct.pack('>dddiH', tonumber(r[4]), tonumber(r[5]), tonumber(r[6]),
-                                  tonumber(r[3]), #r[1]) .. r[1] .. r[2])
+  rows[i] = r
 end
 return rows
 """
 )
 # KEYS[1] record; ARGV owner ('' any), member, index key prefix ('' to leave the index).
-_DELETE = """
-local u = redis.call('HGET', KEYS[1], 'u')
-if not u or (ARGV[1] ~= '' and u ~= ARGV[1]) then return false end
+_DELETE = (
+    _RECORD
+    + """
+local r = redis.call('GET', KEYS[1])
+if not r then return false end
+local u = owner(r)
+if ARGV[1] ~= '' and u ~= ARGV[1] then return false end
 redis.call('DEL', KEYS[1])
 if ARGV[3] ~= '' then redis.call('ZREM', ARGV[3] .. u .. '}', ARGV[2]) end
 return u
 """
+)
 # KEYS[1] index (single node only: reaches the records it names); ARGV record key
 # prefix, user_ref, key to keep.
-_DELETE_USER = """
+_DELETE_USER = (
+    _RECORD
+    + """
 local n = 0
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if m ~= ARGV[3] then
     local k = ARGV[1] .. m .. '}'
-    if redis.call('HGET', k, 'u') == ARGV[2] then redis.call('DEL', k); n = n + 1 end
+    local r = redis.call('GET', k)
+    if r and owner(r) == ARGV[2] then redis.call('DEL', k); n = n + 1 end
     redis.call('ZREM', KEYS[1], m)
   end
 end
 return n
 """
+)
 # KEYS[1] record; ARGV now. 0 gone, 1 deleted (expired), else its live expires_at.
 _SWEEP = """
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e then return 0 end
-if tonumber(e) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]); return 1 end
-return e
+local r = redis.call('GET', KEYS[1])
+if not r then return 0 end
+local e = struct.unpack('>d', r, 9)
+if e <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]); return 1 end
+return string.format('%.17g', e)
 """
 
 
@@ -187,10 +205,10 @@ class RedisStore(Store):
             slots = int(client.connection_kwargs.get("max_connections") or 100)
         else:
             slots = client.connection_pool.max_connections
-        self._slots, self._setup = anyio.Semaphore(slots), anyio.Lock()
+        self._slots, self._setup = asyncio.Semaphore(slots), anyio.Lock()
         self._ready = not self._cluster
         self._one_node = not self._cluster or _hash_tagged(prefix)
-        self._get = client.register_script(_GET)
+        self._renew = client.register_script(_RENEW)
         self._put = client.register_script(_PUT)
         self._index = client.register_script(_INDEX + "index_add(KEYS[1])")
         self._delete = client.register_script(_DELETE)
@@ -230,7 +248,9 @@ class RedisStore(Store):
     async def _run(self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs) -> T:
         """Run one step within the timeout, mapping driver errors (fail closed)."""
         try:
-            with anyio.fail_after(self._timeout):
+            # asyncio's own timeout and semaphore: redis.asyncio runs on asyncio only, and
+            # neither yields to the loop when nothing waits (anyio's checkpoint would)
+            async with asyncio.timeout(self._timeout):
                 async with self._slots:
                     if not self._ready:  # a cluster client is set up once, before any
                         async with self._setup:  # concurrent use (lazy set-up races in redis-py)
@@ -293,57 +313,73 @@ class RedisStore(Store):
         return "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + tail
 
     @staticmethod
-    def _record(key: str, row: bytes | Mapping[bytes, bytes] | None) -> Record | None:
-        if not row:
+    def _record(key: str, row: bytes | None) -> Record | None:
+        if row is None:
             return None
         try:
-            if isinstance(row, bytes):  # packed by the _GET script
-                c, e, a, v, n = _PACKED.unpack_from(row)
-                end = _PACKED.size + n
-                return Record(key, row[_PACKED.size : end].decode(), row[end:], v, c, e, a)
-            u, p, v, c, e, a = (row[f] for f in _FIELDS)
-            return Record(key, u.decode(), p, int(v), float(c), float(e), float(a))
-        except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+            c, e, a, v, n = _PACKED.unpack_from(row)
+            end = _PACKED.size + n
+            return Record(key, row[_PACKED.size : end].decode(), row[end:], v, c, e, a)
+        except (struct.error, TypeError, UnicodeDecodeError) as exc:
             raise StoreError(f"Redis session record {key[:8]}… is malformed: {exc}") from exc
+
+    @staticmethod
+    def _pack(record: Record) -> bytes:
+        user_ref = record.user_ref.encode()
+        times = (record.created_at, record.expires_at, record.absolute_at)
+        return _PACKED.pack(*times, record.version, len(user_ref)) + user_ref + record.payload
 
     # -- the store protocol ---------------------------------------------
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
-        """Return the record of ``key`` in one command (``EVALSHA`` when renewing)."""
-        if renew is None:
-            return self._record(key, await self._run(self._any.hgetall, self._skey(key)))
-        args = [repr(renew.now), repr(renew.threshold), repr(renew.until), _ms(renew.until)]
-        rows = await self._run(self._get, keys=[self._skey(key)], args=args)
-        return self._record(key, rows[0])
+        """Return the record of ``key``: one ``GET``, then ``EVALSHA`` only if renewal is due."""
+        record = self._record(key, await self._run(self._client.get, self._skey(key)))
+        if renew is not None and record is not None and renew.apply(record) is not None:
+            return (await self._renewed([record], renew))[0]
+        return record
 
     async def get_many(
         self, keys: Sequence[str], *, renew: Renewal | None = None
     ) -> list[Record | None]:
-        """Return the records of ``keys`` in one round trip (one per node on a cluster)."""
+        """Return the records of ``keys`` in one round trip (one per node on a cluster),
+        then renew those due in one more."""
         if not keys:
             return []
         skeys = [self._skey(key) for key in keys]
-        if renew is None:
+        if self._one_node:
+            rows: list[Any] = await self._run(self._client.mget, skeys)
+        else:
             pipe = self._pipeline()
             for skey in skeys:
-                pipe.hgetall(skey)
-            rows: list[Any] = await self._run(pipe.execute)
+                pipe.get(skey)
+            rows = await self._run(pipe.execute)
+        records = [self._record(key, row) for key, row in zip(keys, rows, strict=True)]
+        if renew is None:
+            return records
+        due = [i for i, r in enumerate(records) if r is not None and renew.apply(r) is not None]
+        if due:
+            renewed = await self._renewed([cast(Record, records[i]) for i in due], renew)
+            for i, record in zip(due, renewed, strict=True):
+                records[i] = record
+        return records
+
+    async def _renewed(self, due: Sequence[Record], renew: Renewal) -> list[Record | None]:
+        """Renew records read as due; each is re-checked and returned as it now is."""
+        args = [repr(renew.now), repr(renew.threshold), repr(renew.until), _ms(renew.until)]
+        skeys = [self._skey(r.key) for r in due]
+        if self._one_node:
+            rows = await self._run(self._renew, keys=skeys, args=args)
         else:
-            args = [repr(renew.now), repr(renew.threshold), repr(renew.until), _ms(renew.until)]
-            if self._one_node:
-                rows = await self._run(self._get, keys=skeys, args=args)
-            else:
-                found = await self._run(self._each, self._get, [(k, args) for k in skeys])
-                rows = [row[0] for row in found]
-        return [self._record(key, row) for key, row in zip(keys, rows, strict=True)]
+            found = await self._run(self._each, self._renew, [(k, args) for k in skeys])
+            rows = [row[0] for row in found]
+        return [self._record(r.key, row) for r, row in zip(due, rows, strict=True)]
 
     async def _write(self, record: Record, expected: str) -> Any:
         ukey = self._ukey(record.user_ref)
-        expires = repr(record.expires_at)
         args: list[Any] = [
-            *(record.key, expires, _ms(max(record.absolute_at, record.expires_at))),  # index
-            *(expected, record.user_ref, record.payload, record.version),
-            *(repr(record.created_at), expires, repr(record.absolute_at), _ms(record.expires_at)),
+            *(record.key, repr(record.expires_at)),  # the index entry
+            _ms(max(record.absolute_at, record.expires_at)),  # and its life
+            *(expected, self._pack(record), _ms(record.expires_at)),
         ]
         if self._one_node:
             return await self._put(keys=[self._skey(record.key), ukey], args=args)
@@ -391,7 +427,7 @@ class RedisStore(Store):
         members = [m.decode() for m in await self._any.zrange(self._ukey(user_ref), 0, -1)]
         pipe = self._pipeline()
         for member in members:
-            pipe.hgetall(self._skey(member))
+            pipe.get(self._skey(member))
         rows = await pipe.execute() if members else []
         records = [self._record(m, row) for m, row in zip(members, rows, strict=True)]
         return [r for r in records if r is not None and r.user_ref == user_ref]
@@ -440,11 +476,11 @@ class RedisStore(Store):
             async for keys in batches:
                 pipe = self._pipeline()
                 for key in keys:
-                    pipe.hget(key, "e")
-                for e in await self._run(pipe.execute):
-                    if e is not None:
-                        live += float(e) > now
-                        expired += float(e) <= now
+                    pipe.get(key)
+                for row in await self._run(pipe.execute):
+                    if row is not None:
+                        live += _PACKED.unpack_from(row)[1] > now
+                        expired += _PACKED.unpack_from(row)[1] <= now
         return live, expired
 
     async def wipe(self) -> int:

@@ -1,5 +1,6 @@
 """Redis-only behaviour: nothing readable at rest, fail closed and recover, one command per
-get, and the same operations on a Redis Cluster. Real servers only, never mocks."""
+read (and one more when renewal is due), and the same operations on a Redis Cluster. Real
+servers only, never mocks."""
 
 from __future__ import annotations
 
@@ -54,9 +55,8 @@ async def raw_dump(client: Redis, prefix: str) -> dict[bytes, tuple[bytes, int]]
     dump: dict[bytes, tuple[bytes, int]] = {}
     async for key in client.scan_iter(match=prefix + "*"):
         kind: Any = await client.type(key)
-        if kind == b"hash":
-            fields: Any = await client.hgetall(key)
-            content = b"|".join(k + b"=" + v for k, v in fields.items())
+        if kind == b"string":
+            content = await client.get(key) or b""
         else:
             assert kind == b"zset", f"unexpected {kind!r} at {key!r}"
             members: Any = await client.zrange(key, 0, -1, withscores=True)
@@ -254,13 +254,14 @@ async def test_url_options_and_app_owned_clients(redis_store_spec: StoreSpec) ->
 # -- one command per get ----------------------------------------------------------
 
 
-async def test_one_command_per_get(redis_process: RedisProcess) -> None:
+async def test_one_command_per_read(redis_process: RedisProcess) -> None:
     store = RedisStore.from_url(redis_process.url, prefix=unique_prefix())
     recs = [record() for _ in range(3)]
     for rec in recs:
         await store.insert(rec)
     now, key = recs[0].created_at, recs[0].key
-    await store.get(key, renew=Renewal(now, now, now))  # loads the script, pools a connection
+    # loads the renewal script and pools a connection: recs[1] now expires at now + 800
+    await store.get(recs[1].key, renew=Renewal(now, now + 700, now + 800))
 
     async with Redis.from_url(redis_process.url) as client, Redis.from_url(redis_process.url) as m:
         await client.ping()  # connected before MONITOR starts: no handshake in the log
@@ -277,15 +278,22 @@ async def test_one_command_per_get(redis_process: RedisProcess) -> None:
                         seen.append(entry["command"].split()[0].upper())
                 return seen
 
-            assert await commands(lambda: store.get(key)) == ["HGETALL"]
+            assert await commands(lambda: store.get(key)) == ["GET"]
             not_due = Renewal(now, now + 1, now + 2)
-            assert await commands(lambda: store.get(key, renew=not_due)) == ["EVALSHA"]
+            assert await commands(lambda: store.get(key, renew=not_due)) == ["GET"]
             due = Renewal(now, now + 700, now + 900)
-            assert await commands(lambda: store.get(key, renew=due)) == ["EVALSHA"]
+            assert await commands(lambda: store.get(key, renew=due)) == ["GET", "EVALSHA"]
+            # renewed: no longer due, so a plain read again
+            assert await commands(lambda: store.get(key, renew=due)) == ["GET"]
             keys = [r.key for r in recs]
-            assert await commands(lambda: store.get_many(keys, renew=due)) == ["EVALSHA"]
-            assert await commands(lambda: store.get_many(keys[:1])) == ["HGETALL"]
-    assert await store.get(key) == replace(recs[0], expires_at=now + 900)
+            later = Renewal(now, now + 800, now + 1000)  # due for recs[2] only
+            assert await commands(lambda: store.get_many(keys, renew=later)) == ["MGET", "EVALSHA"]
+            assert await commands(lambda: store.get_many(keys, renew=later)) == ["MGET"]
+            assert await commands(lambda: store.get_many(keys[:1])) == ["MGET"]
+    expected = [now + 900, now + 800, now + 1000]
+    assert await store.get_many(keys) == [
+        replace(r, expires_at=e) for r, e in zip(recs, expected, strict=True)
+    ]
     await store.wipe()
     await store.aclose()
 

@@ -1,0 +1,105 @@
+"""The manager's decode cache on every store: a validate always reads the store, and a
+cached session is handed out only for a record byte-for-byte the same as the one it was
+opened from."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import asyncsess
+from asyncsess import ConfigurationError, SessionManager
+from asyncsess.stores.base import Store
+from asyncsess.tokens import token_key
+from tests.conftest import ABSOLUTE, BACKENDS, IDLE, SECRET, FakeClock
+
+pytestmark = pytest.mark.anyio
+PERSISTENT = [b for b in BACKENDS if b != "memory"]
+
+
+async def test_an_unchanged_session_is_handed_out_again(manager: SessionManager) -> None:
+    token = await manager.create("alice", {"role": "admin", "n": 1})
+    first = await manager.validate(token)
+    assert first is not None and first.data == {"role": "admin", "n": 1}
+    assert await manager.validate(token) is first
+
+
+async def test_changes_are_seen_at_once(manager: SessionManager, clock: FakeClock) -> None:
+    token = await manager.create("alice", {"role": "member"})
+    first = await manager.validate(token)
+    assert first is not None
+    assert await manager.update(token, {"role": "admin"})
+    updated = await manager.validate(token)
+    assert updated is not None and updated.data == {"role": "admin"} and updated.version == 2
+
+    clock.advance(IDLE * 0.6)  # renewal due: the expiry moves, the data stays
+    renewed = await manager.validate(token)
+    assert renewed is not None and renewed.expires == clock.now + IDLE
+    assert renewed.data == {"role": "admin"} and renewed.version == 2
+    assert await manager.validate(token) == renewed
+
+    assert await manager.revoke(token)
+    assert await manager.validate(token) is None
+
+
+async def test_revoke_all_and_expiry_are_seen(manager: SessionManager, clock: FakeClock) -> None:
+    tokens = [await manager.create("bob", {"i": i}) for i in range(3)]
+    assert all([await manager.validate(t) for t in tokens])
+    assert await manager.revoke_all("bob", keep=tokens[0]) == 2
+    assert [await manager.validate(t) is not None for t in tokens] == [True, False, False]
+    clock.advance(ABSOLUTE)
+    assert await manager.validate(tokens[0]) is None
+
+
+async def test_nested_data_is_never_shared(manager: SessionManager) -> None:
+    token = await manager.create("alice", {"tags": ["a"], "flat": 1})
+    first = await manager.validate(token)
+    assert first is not None
+    first.data["tags"].append("mutated by the caller")
+    second = await manager.validate(token)
+    assert second is not None and second is not first
+    assert second.data == {"tags": ["a"], "flat": 1}
+
+
+@pytest.mark.parametrize("store_spec", PERSISTENT, indirect=True)
+async def test_a_record_changed_at_rest_is_opened_again(
+    manager: SessionManager, store: Store
+) -> None:
+    alice, mallory = [await manager.create(u, {"role": u}) for u in ("alice", "mallory")]
+    assert (session := await manager.validate(alice)) is not None
+    assert await manager.validate(mallory) is not None
+    record, other = [await store.get(token_key(t)) for t in (alice, mallory)]
+    assert record is not None and other is not None
+    # mallory's sealed payload under alice's key, with mallory's user ref: it does not open
+    forged = dataclasses.replace(
+        record, payload=other.payload, user_ref=other.user_ref, version=record.version + 1
+    )
+    assert await store.replace(forged, expected_version=record.version)
+    assert await manager.validate(alice) is None
+    # the original bytes back: the session opens again (with its new version)
+    restored = dataclasses.replace(record, version=record.version + 2)
+    assert await store.replace(restored, expected_version=record.version + 1)
+    again = await manager.validate(alice)
+    assert again is not None and again.data == session.data and again.version == restored.version
+
+
+@pytest.mark.parametrize("store_spec", PERSISTENT, indirect=True)
+async def test_size_is_bounded_and_zero_turns_it_off(store: Store, clock: FakeClock) -> None:
+    small = SessionManager(store, secret=SECRET, clock=clock, decode_cache=2)
+    off = SessionManager(store, secret=SECRET, clock=clock, decode_cache=0)
+    tokens = [await small.create(f"user-{i}", {"i": i}) for i in range(5)]
+    for _ in range(2):
+        sessions = [await small.validate(t) for t in tokens]
+        assert [s.data["i"] if s else None for s in sessions] == list(range(5))
+    assert len(small._decoded) == 2
+    assert await small.validate(tokens[4]) is sessions[4]  # among the newest two
+    first, second = await off.validate(tokens[0]), await off.validate(tokens[0])
+    assert first == second and first is not second
+    assert not off._decoded
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, "10"])
+def test_a_bad_size_says_what_to_fix(size: object) -> None:
+    with pytest.raises(ConfigurationError, match="decode_cache must be an int >= 0"):
+        asyncsess.SessionManager("memory://", decode_cache=size)  # type: ignore[arg-type]
