@@ -148,7 +148,7 @@ class SessionManager:
         self.renew_fraction = renew_fraction
         self._renew_window = self.idle_timeout * renew_fraction
         self.sweep_batch = sweep_batch
-        if not isinstance(decode_cache, int) or decode_cache < 0:
+        if type(decode_cache) is not int or decode_cache < 0:  # a bool is not a size
             raise ConfigurationError(f"decode_cache must be an int >= 0, not {decode_cache!r}")
         self.decode_cache = decode_cache
         # lookup key -> (payload, user_ref, the session opened from them)

@@ -333,7 +333,7 @@ class RedisStore(Store):
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Return the record of ``key``: one ``GET``, then ``EVALSHA`` only if renewal is due."""
-        record = self._record(key, await self._run(self._client.get, self._skey(key)))
+        record = self._record(key, await self._run(self._any.get, self._skey(key)))
         if renew is not None and record is not None and renew.apply(record) is not None:
             return (await self._renewed([record], renew))[0]
         return record

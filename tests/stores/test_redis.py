@@ -56,7 +56,8 @@ async def raw_dump(client: Redis, prefix: str) -> dict[bytes, tuple[bytes, int]]
     async for key in client.scan_iter(match=prefix + "*"):
         kind: Any = await client.type(key)
         if kind == b"string":
-            content = await client.get(key) or b""
+            value: Any = await client.get(key)
+            content = value
         else:
             assert kind == b"zset", f"unexpected {kind!r} at {key!r}"
             members: Any = await client.zrange(key, 0, -1, withscores=True)
