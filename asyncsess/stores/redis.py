@@ -1,4 +1,4 @@
-"""Redis and Redis Cluster store (``redis.asyncio``, redis-py 5+; Redis 6.2+ or Valkey).
+"""Redis and Redis Cluster store (``redis.asyncio``, redis-py 5.3+; Redis 6.2+ or Valkey).
 
 Keys, under ``prefix`` (default ``"asyncsess:"``; ``wipe`` deletes every key under it)::
 
@@ -60,6 +60,7 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 P = ParamSpec("P")
 _SCAN = 1000
+_IDLE = 8  # connections kept for reads: the batcher keeps at most max_in_flight busy
 _PACKED = struct.Struct(">dddiH")
 _UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
 
@@ -205,7 +206,13 @@ class RedisStore(Store):
             slots = int(client.connection_kwargs.get("max_connections") or 100)
         else:
             slots = client.connection_pool.max_connections
-        self._slots, self._setup = asyncio.Semaphore(slots), anyio.Lock()
+        # reads go straight to connections the store keeps leased from the pool (see
+        # _read) unless the client is a cluster, pinned to one connection or has a tiny pool
+        self._direct = not self._cluster and getattr(client, "connection", None) is None
+        self._direct = self._direct and slots >= 2 * _IDLE
+        self._keep = min(_IDLE, slots // 4) if self._direct else 0
+        self._idle: list[Any] = []
+        self._slots, self._setup = asyncio.Semaphore(slots - self._keep), anyio.Lock()
         self._ready = not self._cluster
         self._one_node = not self._cluster or _hash_tagged(prefix)
         self._renew = client.register_script(_RENEW)
@@ -266,6 +273,34 @@ class RedisStore(Store):
             raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
         except RedisError as exc:
             raise StoreError(f"Redis refused a session operation: {exc}") from exc
+
+    async def _read(self, *command: Any) -> Any:
+        """Run one idempotent read command on a connection the store keeps between calls.
+
+        The same connection API redis-py's own client uses, without the pool
+        round trip and the per-command retry and metrics wrapper around it. A
+        connection found broken (the server restarted) is reconnected and the
+        read sent once more; on any other failure or cancellation the
+        connection is dropped, so no half-read reply is left on it.
+        """
+        conn = self._idle.pop() if self._idle else await self._any.connection_pool.get_connection()
+        try:
+            packed = conn.pack_command(*command)
+            try:
+                await conn.send_packed_command(packed)
+                return await conn.read_response()
+            except RedisConnectionError:
+                await conn.disconnect(nowait=True)
+                await conn.send_packed_command(packed)  # reconnects first
+                return await conn.read_response()
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        finally:
+            if len(self._idle) < self._keep:
+                self._idle.append(conn)
+            else:
+                await self._any.connection_pool.release(conn)
 
     async def _each(self, script: AsyncScript, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """Run ``script`` once per (key, args) in one pipeline (one round trip per node)."""
@@ -333,7 +368,12 @@ class RedisStore(Store):
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Return the record of ``key``: one ``GET``, then ``EVALSHA`` only if renewal is due."""
-        record = self._record(key, await self._run(self._any.get, self._skey(key)))
+        skey = self._skey(key)
+        if self._direct:
+            row = await self._run(self._read, "GET", skey)
+        else:
+            row = await self._run(self._any.get, skey)
+        record = self._record(key, row)
         if renew is not None and record is not None and renew.apply(record) is not None:
             return (await self._renewed([record], renew))[0]
         return record
@@ -346,8 +386,10 @@ class RedisStore(Store):
         if not keys:
             return []
         skeys = [self._skey(key) for key in keys]
-        if self._one_node:
-            rows: list[Any] = await self._run(self._client.mget, skeys)
+        if self._direct:
+            rows: list[Any] = await self._run(self._read, "MGET", *skeys)
+        elif self._one_node:
+            rows = await self._run(self._client.mget, skeys)
         else:
             pipe = self._pipeline()
             for skey in skeys:
@@ -496,6 +538,10 @@ class RedisStore(Store):
         return records
 
     async def aclose(self) -> None:
-        """Close the client if :meth:`from_url` created it."""
+        """Give back the connections the store holds; close the client if :meth:`from_url`
+        created it."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await self._any.connection_pool.release(conn)
         if self._owned:
             await self._client.aclose()

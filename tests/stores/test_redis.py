@@ -299,6 +299,26 @@ async def test_one_command_per_read(redis_process: RedisProcess) -> None:
     await store.aclose()
 
 
+async def test_a_restarted_server_costs_no_failed_read(redis_process: RedisProcess) -> None:
+    """Reads run on connections the store keeps; one left stale by a restart is reconnected
+    and the (idempotent) read sent again, as redis-py's own retry would."""
+    store = RedisStore.from_url(redis_process.url, prefix=unique_prefix())
+    recs = [record() for _ in range(3)]
+    for rec in recs:
+        await store.insert(rec)
+    assert await store.get(recs[0].key) == recs[0]
+    assert store._idle, "the read's connection is kept for the next one"
+    redis_process.kill()
+    redis_process.start()  # an empty server: nothing is kept on disk
+    for rec in recs:
+        await store.insert(rec)
+    assert await store.get(recs[0].key) == recs[0]
+    assert await store.get_many([r.key for r in recs]) == recs
+    await store.wipe()
+    await store.aclose()
+    assert not store._idle
+
+
 # -- fail closed, then recover ------------------------------------------------------
 
 
