@@ -26,6 +26,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import pymongo
@@ -169,11 +170,24 @@ class MongoStore(Store):
     def from_url(cls, url: str, **options: Any) -> Self:
         """Build a store with its own client; the database is the URL's path (or "asyncsess").
 
-        Options: ``collection``, ``timeout``; any other keyword goes to
-        :class:`pymongo.AsyncMongoClient`.
+        Options: ``collection``, ``timeout``, from the keywords or the URL query
+        (``?collection=sessions&timeout=2``); any other keyword or query option
+        goes to :class:`pymongo.AsyncMongoClient`.
         """
-        collection = options.pop("collection", DEFAULT_COLLECTION)
-        timeout = _check_timeout(options.pop("timeout", 5.0))
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {k: v for k, v in query if k in ("collection", "timeout")}
+        url = urlunsplit(parts._replace(query=urlencode([kv for kv in query if kv[0] not in ours])))
+        collection = options.pop("collection", ours.get("collection", DEFAULT_COLLECTION))
+        timeout = options.pop("timeout", ours.get("timeout", 5.0))
+        if isinstance(timeout, str):
+            try:
+                timeout = float(timeout)
+            except ValueError:
+                raise ConfigurationError(
+                    f"MongoStore timeout must be a number of seconds, not {timeout!r}"
+                ) from None
+        timeout = _check_timeout(timeout)
         if not isinstance(collection, str):
             raise ConfigurationError(
                 "from_url takes a collection *name*; pass objects to MongoStore"

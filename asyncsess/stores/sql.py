@@ -49,6 +49,12 @@ _UNAVAILABLE: Final = (
     sa_exc.DisconnectionError,
 )
 _NO_LOCK: Final = nullcontext()
+#: Drivers whose reads the store runs itself on leased connections (see SQLStore._fetch).
+_DIRECT: Final = ("asyncpg", "asyncmy")
+#: Driver exception classes (by name, anywhere in the MRO) that mean the server is not
+#: there: asyncpg's ConnectionDoesNotExistError, InterfaceError, AdminShutdownError,
+#: CannotConnectNowError; asyncmy's OperationalError and InterfaceError.
+_DRIVER_UNAVAILABLE: Final = ("Connect", "Interface", "Operational", "Shutdown")
 
 
 def sessions_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
@@ -92,6 +98,23 @@ def _reason(exc: BaseException) -> str:
     cause = getattr(exc, "orig", None) or exc
     lines = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {lines[0][:200]}" if lines else type(cause).__name__
+
+
+def _failure(exc: Exception) -> StoreError:
+    """The asyncsess error for an SQLAlchemy, sqlite3 or OS error (fail closed)."""
+    if isinstance(exc, (*_UNAVAILABLE, sqlite3.OperationalError)):
+        return StoreUnavailable(f"the SQL store is unavailable: {_reason(exc)}")
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return StoreUnavailable(f"the SQL store failed: {_reason(exc)}")
+    return StoreError(f"the SQL store failed: {_reason(exc)}")
+
+
+def _driver_unavailable(exc: Exception) -> bool:
+    """Whether a driver's own exception means the server or the connection is gone."""
+    if isinstance(exc, TimeoutError):  # the call's deadline: no time for another try
+        return False
+    names = " ".join(k.__name__ for k in type(exc).__mro__)
+    return isinstance(exc, OSError) or any(n in names for n in _DRIVER_UNAVAILABLE)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
@@ -170,6 +193,21 @@ class SQLStore(Store):
             head, eq, tail = self._sqlite["get"][0].rpartition(" = ?")
             assert eq and not tail, "the compiled get must end in its key parameter"
             self._sqlite_in = head + " IN "
+        # asyncpg, asyncmy: reads run straight on driver connections the store
+        # keeps leased from its own engine's pool (see _fetch), with SQLAlchemy's SQL
+        self._direct: str | None = None
+        self._leased: list[tuple[AsyncConnection, Any]] = []
+        self._keep = 0
+        if engine.dialect.driver in _DIRECT:
+            sql = self._statements["get"].compile(dialect=engine.dialect).string
+            self._direct_get = sql
+            if engine.dialect.driver == "asyncpg":
+                head, eq, tail = sql.rpartition(" = $1::VARCHAR")
+                self._direct_in = head + " = ANY($1::VARCHAR[])"
+            else:
+                head, eq, tail = sql.rpartition(" = %s")
+                self._direct_in = head + " IN "
+            assert eq and not tail, "the compiled get must end in its key parameter"
         keys: sa.BindParameter[str] = b("keys", expanding=True)
         until = b("until", type_=sa.Double)
         renewed = sa.case((t.c.absolute_at < until, t.c.absolute_at), else_=until)
@@ -227,6 +265,10 @@ class SQLStore(Store):
         store._hold_reader = store._sqlite is not None and callable(size) and size() >= 2
         if store._hold_reader:  # one reader thread: fewer, larger batches serve it best
             store.max_in_flight = 2
+        if parsed.get_driver_name() in _DIRECT:  # its own pool: it may lease from it
+            store._direct = parsed.get_driver_name()
+            # keep up to half the pool between reads (none when it has one connection)
+            store._keep = min(store.max_in_flight, size() // 2) if callable(size) else 0
         return store
 
     @property
@@ -292,13 +334,8 @@ class SQLStore(Store):
             raise StoreUnavailable(
                 f"the SQL store did not answer within {self._timeout:g} s"
             ) from exc
-        except (*_UNAVAILABLE, sqlite3.OperationalError) as exc:
-            raise StoreUnavailable(f"the SQL store is unavailable: {_reason(exc)}") from exc
-        except sa_exc.DBAPIError as exc:
-            kind = StoreUnavailable if exc.connection_invalidated else StoreError
-            raise kind(f"the SQL store failed: {_reason(exc)}") from exc
-        except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise StoreError(f"the SQL store failed: {_reason(exc)}") from exc
+        except (*_UNAVAILABLE, sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise _failure(exc) from exc
 
     async def _run(self, conn: AsyncConnection, name: str, **params: Any) -> tuple[list[Any], int]:
         """Run a prepared statement; return its rows and its row count."""
@@ -345,8 +382,11 @@ class SQLStore(Store):
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Read one record with one SELECT; a due renewal adds one UPDATE."""
-        async with self._connect(read=True) as conn:
-            rows, _ = await self._run(conn, "get", key=key)
+        if self._direct is not None:
+            rows = await self._fetch([key])
+        else:
+            async with self._connect(read=True) as conn:
+                rows, _ = await self._run(conn, "get", key=key)
         if not rows:
             return None
         record = _record(rows[0])
@@ -364,14 +404,10 @@ class SQLStore(Store):
         if not keys:
             return []
         unique = list(set(keys))
-        async with self._connect(read=True) as conn:
-            if self._sqlite is None:
-                rows = (await conn.execute(self._get_many, {"keys": unique})).all()
-            else:  # straight on aiosqlite, as get: one hop to its thread
-                driver = await self._driver(conn)
-                assert driver is not None
-                sql = f"{self._sqlite_in}({','.join('?' * len(unique))})"
-                rows = list(await driver.execute_fetchall(sql, unique))
+        if self._direct is not None:
+            rows = await self._fetch(unique)
+        else:
+            rows = await self._select_many(unique)
         found = {record.key: record for record in map(_record, rows)}
         if renew is not None:
             due = {k: r for k, r in ((k, renew.apply(v)) for k, v in found.items()) if r}
@@ -380,6 +416,79 @@ class SQLStore(Store):
                     await conn.execute(self._renew, self._renew_params(renew, list(due)))
                 found.update(due)
         return [found.get(key) for key in keys]
+
+    async def _select_many(self, unique: list[str]) -> list[Any]:
+        async with self._connect(read=True) as conn:
+            if self._sqlite is None:
+                return list((await conn.execute(self._get_many, {"keys": unique})).all())
+            # straight on aiosqlite, as get: one hop to its thread
+            driver = await self._driver(conn)
+            assert driver is not None
+            sql = f"{self._sqlite_in}({','.join('?' * len(unique))})"
+            return list(await driver.execute_fetchall(sql, unique))
+
+    async def _fetch(self, keys: list[str]) -> list[Any]:
+        """SELECT the rows of ``keys`` straight on a driver connection the store keeps.
+
+        The connection is leased from the engine's pool once and kept for the
+        next read (no checkout, no SQLAlchemy execution per read); the SQL is
+        SQLAlchemy's own, compiled for the driver. Bounded and shielded like
+        every call. A connection that fails is invalidated; when a kept one is
+        found broken (the server restarted or dropped it), the read, which is
+        idempotent, runs once more on a new one.
+        """
+        if not self._opened:
+            await self.open()
+        try:
+            with anyio.fail_after(self._timeout, shield=True):
+                kept = self._leased.pop() if self._leased else None
+                try:
+                    return await self._fetch_on(kept, keys)
+                except Exception as exc:
+                    if kept is None or not _driver_unavailable(exc):
+                        raise
+                return await self._fetch_on(None, keys)
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"the SQL store did not answer within {self._timeout:g} s"
+            ) from exc
+        except (*_UNAVAILABLE, sa_exc.SQLAlchemyError) as exc:
+            raise _failure(exc) from exc
+        except Exception as exc:
+            kind = StoreUnavailable if _driver_unavailable(exc) else StoreError
+            raise kind(f"the SQL store failed: {_reason(exc)}") from exc
+
+    async def _fetch_on(
+        self, lease: tuple[AsyncConnection, Any] | None, keys: list[str]
+    ) -> list[Any]:
+        if lease is None:
+            conn = await self._engine.connect()
+            lease = (conn, (await conn.get_raw_connection()).driver_connection)
+        try:
+            driver = lease[1]
+            if self._direct == "asyncpg":
+                if len(keys) == 1:
+                    rows = await driver.fetch(self._direct_get, keys[0])
+                else:
+                    rows = await driver.fetch(self._direct_in, keys)
+            else:
+                sql = self._direct_get
+                if len(keys) > 1:
+                    sql = f"{self._direct_in}({', '.join(['%s'] * len(keys))})"
+                async with driver.cursor() as cursor:
+                    await cursor.execute(sql, keys)
+                    rows = await cursor.fetchall()
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await lease[0].invalidate()
+                await lease[0].close()
+            raise
+        if len(self._leased) < self._keep:
+            self._leased.append(lease)
+        else:
+            with anyio.CancelScope(shield=True):
+                await lease[0].close()
+        return list(rows)
 
     @staticmethod
     def _renew_params(renew: Renewal, keys: list[str]) -> dict[str, Any]:
@@ -441,5 +550,9 @@ class SQLStore(Store):
     async def aclose(self) -> None:
         """Dispose the engine if :meth:`from_url` created it; an app's engine is left open."""
         await self._drop_reader()
+        leased, self._leased = self._leased, []
+        for conn, _ in leased:
+            with contextlib.suppress(Exception):
+                await conn.close()
         if self._owned:
             await self._engine.dispose()

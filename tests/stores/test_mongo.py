@@ -28,7 +28,7 @@ from asyncsess import SessionManager, StoreError, StoreUnavailable
 from asyncsess.stores.base import Record, Renewal
 from asyncsess.stores.mongo import DEFAULT_COLLECTION, MongoStore, _isolated
 from tests.backends import StoreSpec
-from tests.backends.mongo import wire_server
+from tests.backends.mongo import wire_server, with_database
 from tests.conftest import SECRET
 
 pytestmark = pytest.mark.anyio
@@ -203,9 +203,36 @@ async def test_from_url_owns_its_client_and_defaults_the_database(
         await store.get("k" * 64)
 
 
+async def test_legacy_settings_reach_their_database_and_collection(
+    mongodb_server_url: str, client: Client, mongodb_database: str
+) -> None:
+    """``from_config`` with the replaced manager's keys: the URL query carries the collection."""
+    config = {
+        "connection_string": mongodb_server_url,
+        "db_name": mongodb_database,
+        "collection_name": "legacy_sessions",
+        "encryption_key": SECRET,
+    }
+    async with SessionManager.from_config(config) as mgr:
+        store = mgr.store
+        assert isinstance(store, MongoStore) and store._timeout == 5.0
+        token = await mgr.create("alice")
+        assert await mgr.validate(token) is not None
+    coll = client[mongodb_database]["legacy_sessions"]
+    assert await coll.count_documents({}) == 1
+    assert await client[mongodb_database][DEFAULT_COLLECTION].count_documents({}) == 0
+    url = with_database(mongodb_server_url, mongodb_database)
+    url += f"{'&' if '?' in url else '?'}collection=c2&timeout=2.5"
+    store = MongoStore.from_url(url, collection="c3")  # a keyword wins over the query
+    assert (store._collection.name, store._timeout) == ("c3", 2.5)
+    await store.aclose()
+
+
 def test_bad_options() -> None:
     with pytest.raises(asyncsess.ConfigurationError, match="timeout"):
         MongoStore.from_url("mongodb://127.0.0.1:1/db", timeout=0)
+    with pytest.raises(asyncsess.ConfigurationError, match="number of seconds"):
+        MongoStore.from_url("mongodb://127.0.0.1:1/db?timeout=soon")
     with pytest.raises(asyncsess.ConfigurationError, match="database"):
         MongoStore()
 

@@ -6,6 +6,7 @@ Run with ``pytest tests/stores/test_sql.py -p tests.backends.sql``.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sqlite3
 import time
@@ -64,16 +65,53 @@ def record(key: str = "a" * 64, user_ref: str = "u" * 64, **changes: Any) -> Rec
 
 @contextmanager
 def cursor_executes(store: SQLStore, sql: list[str]) -> Iterator[None]:
-    """Append every statement SQLAlchemy hands the driver while the block runs."""
+    """Append every statement SQLAlchemy hands the driver while the block runs.
+
+    Appended soon, not at once, as asyncpg calls its query loggers: the two stay in order.
+    """
+    loop = asyncio.get_running_loop()
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sql.append(statement)
+        loop.call_soon(sql.append, statement)
 
     sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
     try:
         yield
     finally:
         sa.event.remove(store.engine.sync_engine, "before_cursor_execute", before)
+
+
+class _RecordingCursor:
+    """A MySQL driver cursor that notes each statement it executes (its type is sealed)."""
+
+    def __init__(self, cursor: Any, sql: list[str]) -> None:
+        self._cursor, self._sql = cursor, sql
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    async def execute(self, query: str, args: Any = None) -> Any:
+        self._sql.append(query)
+        return await self._cursor.execute(query, args)
+
+    async def __aenter__(self) -> _RecordingCursor:
+        await self._cursor.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> Any:
+        return await self._cursor.__aexit__(*exc)
+
+
+@contextmanager
+def driver_executes(driver: Any, sql: list[str]) -> Iterator[None]:
+    """Append every statement run on a MySQL driver connection's cursors while the block
+    runs: SQLAlchemy's and the store's own reads on the driver alike."""
+    make_cursor = driver.cursor
+    driver.cursor = lambda *args, **kwargs: _RecordingCursor(make_cursor(*args, **kwargs), sql)
+    try:
+        yield
+    finally:
+        del driver.cursor
 
 
 _MARIADB_COUNTERS = sa.text(
@@ -90,9 +128,12 @@ async def wire(store: SQLStore) -> AsyncIterator[dict[str, Any]]:
     AUTOCOMMIT mode they mark its bookkeeping, not a call to the DBAPI. So:
 
     - SQLite: SQLite's own trace of what it runs (an implicit BEGIN included);
-    - PostgreSQL: ``before_cursor_execute`` plus asyncpg's query logger, which sees
-      the BEGIN/COMMIT/ROLLBACK asyncpg sends for a transaction;
-    - MariaDB: ``before_cursor_execute`` plus the server's per-session counters.
+    - PostgreSQL: ``before_cursor_execute`` (SQLAlchemy's statements, which asyncpg
+      runs as prepared statements, unlogged) plus asyncpg's query logger, which sees
+      the store's own reads on the driver and the BEGIN/COMMIT/ROLLBACK of a
+      transaction;
+    - MariaDB: what the driver connection's cursors execute, plus the server's
+      per-session counters.
     """
     seen: dict[str, Any] = {"sql": []}
     async with store.engine.connect() as conn:
@@ -114,11 +155,12 @@ async def wire(store: SQLStore) -> AsyncIterator[dict[str, Any]]:
             with cursor_executes(store, seen["sql"]):
                 yield seen
         finally:
+            await anyio.lowlevel.checkpoint()  # asyncpg calls its loggers soon, not at once
             driver.remove_query_logger(log)
     else:
         async with store.engine.connect() as conn:
             before = {k: v for k, v in await conn.execute(_MARIADB_COUNTERS)}
-        with cursor_executes(store, seen["sql"]):
+        with driver_executes(driver, seen["sql"]):
             yield seen
         async with store.engine.connect() as conn:
             after = {k: v for k, v in await conn.execute(_MARIADB_COUNTERS)}
@@ -144,6 +186,7 @@ async def test_get_is_one_statement_without_transaction(store: SQLStore) -> None
 
 async def test_renewal_writes_only_when_due(store: SQLStore) -> None:
     await store.insert(record())
+    await store.get_many(["b" * 64, "c" * 64])  # warm up: asyncpg looks up the array type once
     not_due = Renewal(NOW, NOW + 300, NOW + 900)
     async with wire(store) as seen:
         assert await store.get("a" * 64, renew=not_due) == record()
@@ -164,6 +207,7 @@ async def test_get_many_is_one_statement(store: SQLStore) -> None:
     for i in range(5):
         await store.insert(record(f"{i:064x}"))
     keys = [f"{i:064x}" for i in (4, 9, 0, 4)]
+    await store.get_many(["b" * 64, "c" * 64])  # warm up: asyncpg looks up the array type once
     async with wire(store) as seen:
         found = await store.get_many(keys)
     assert verbs(seen["sql"]) == ["SELECT"], seen["sql"]
@@ -380,3 +424,35 @@ async def test_works_again_once_the_server_is_back(server_spec: StoreSpec) -> No
             finally:
                 await store.aclose()
                 tg.cancel_scope.cancel()
+
+
+async def test_reads_run_on_kept_connections_and_outlive_a_dropped_one(
+    server_spec: StoreSpec,
+) -> None:
+    """On PostgreSQL and MariaDB a read runs straight on a driver connection the store keeps
+    leased from its pool. One the server drops costs no failed read: it is replaced."""
+    store = SQLStore.from_url(server_spec.url, **server_spec.options)
+    try:
+        await store.insert(record())
+        assert await store.get("a" * 64) == record()
+        assert [type(d).__module__.split(".")[0] for _, d in store._leased] == [
+            store.engine.dialect.driver
+        ]
+        driver_conn = store._leased[0][1]
+        async with store.engine.connect() as other:
+            if store.engine.dialect.name == "postgresql":
+                kill = sa.text("SELECT pg_terminate_backend(:id)")
+                ident = driver_conn.get_server_pid()
+            else:
+                kill = sa.text("KILL CONNECTION :id")
+                async with driver_conn.cursor() as cursor:
+                    await cursor.execute("SELECT CONNECTION_ID()")
+                    (ident,) = await cursor.fetchone()
+            await other.execute(kill, {"id": ident})
+        await anyio.sleep(0.1)  # the server closes the socket
+        assert await store.get("a" * 64) == record()
+        assert store._leased[0][1] is not driver_conn
+        assert await store.get_many(["a" * 64, "b" * 64, "a" * 64]) == [record(), None, record()]
+    finally:
+        await store.aclose()
+    assert not store._leased
