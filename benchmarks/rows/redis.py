@@ -110,6 +110,16 @@ async def redis_asyncsess(n: int) -> AsyncIterator[Prepared]:
 
 
 @asynccontextmanager
+async def redis_asyncsess_uncached(n: int) -> AsyncIterator[Prepared]:
+    """As ``redis_asyncsess``, every validate decrypting its record (no decode cache)."""
+    prefix = unique_prefix("uncached")
+    async with asyncsess_row(
+        URL, n, write=insert_each, store_options={"prefix": prefix}, decode_cache=0
+    ) as prepared:
+        yield prepared
+
+
+@asynccontextmanager
 async def cluster_asyncsess(n: int) -> AsyncIterator[Prepared]:
     async with CLUSTER.use() as url:
         client = RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
@@ -268,6 +278,7 @@ async def fastapi_users_redis(n: int) -> AsyncIterator[Prepared]:
 
 ROWS = [
     Row("redis", "asyncsess (sealed)", "asyncsess", redis_asyncsess),
+    Row("redis", "asyncsess (sealed, decode_cache=0)", "asyncsess", redis_asyncsess_uncached),
     Row("redis", "redis.asyncio GET", "floor", redis_floor),
     Row("redis", "starsessions RedisStore", "peer", starsessions_redis),
     Row("redis", "aiohttp-session RedisStorage", "peer", aiohttp_session_redis),
