@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
 
 import asyncsess
 from asyncsess.stores.base import Store
@@ -38,6 +39,28 @@ ABSOLUTE = 3600.0
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+#: Blocking calls the guard lets through: the drivers' own, once per client or connection
+#: (file, function), and asyncsess's configuration, which is synchronous by design.
+ALLOWED_TO_BLOCK = [
+    ("redis/utils.py", "get_lib_version"),  # its package metadata, for CLIENT SETINFO
+    ("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args"),  # ~/.pgpass..., at connect
+    ("pymongo/pool_options.py", "get_container_env_info"),  # /.dockerenv, for its handshake
+    ("sqlalchemy/dialects/sqlite/pysqlite.py", "create_connect_args"),  # the file's path
+    ("asyncmy/version.py", "<module>"),  # imported at first connect
+    ("asyncsess/config.py", "_legacy_store"),  # resolves a configured directory
+]
+
+
+@pytest.fixture(autouse=True)
+def blocking_guard() -> Iterator[BlockBuster]:
+    """Fail any blocking call (file, socket, sleep...) asyncsess makes on the event loop."""
+    with blockbuster_ctx("asyncsess") as guard:
+        for function in guard.functions.values():
+            for filename, name in ALLOWED_TO_BLOCK:
+                function.can_block_in(filename, name)
+        yield guard
 
 
 @dataclass

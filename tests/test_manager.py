@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import anyio
 import pytest
 from anyio.abc import TaskStatus
+from blockbuster import BlockingError
 
 import asyncsess
 from asyncsess import ConfigurationError, SessionManager, StoreError, StoreUnavailable
 from asyncsess.stores.base import Record, Renewal
 from asyncsess.stores.file import FileStore
 from asyncsess.stores.memory import MemoryStore
+from asyncsess.tokens import new_token
 from tests.conftest import SECRET
 
 pytestmark = pytest.mark.anyio
@@ -114,3 +117,15 @@ async def test_async_with_runs_and_stops_background_tasks() -> None:
     await anyio.sleep(0.02)
     assert len(ticks) == count  # stopped on exit
     assert await mgr.validate(token) is not None  # memory store survives aclose
+
+
+async def test_a_blocking_call_on_the_event_loop_fails_the_suite() -> None:
+    """The guard every test runs under: here a clock that sleeps, called by validate."""
+
+    def sleepy_clock() -> float:
+        time.sleep(0)
+        return time.time()
+
+    mgr = SessionManager(clock=sleepy_clock)
+    with pytest.raises(BlockingError, match=r"time\.sleep"):
+        await mgr.validate(new_token())
