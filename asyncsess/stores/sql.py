@@ -40,8 +40,8 @@ _CONNECT_TIMEOUT: Final = dict(
     aiosqlite="timeout", asyncpg="timeout", asyncmy="connect_timeout", aiomysql="connect_timeout"
 )
 _MY: Final = ("mysql", "mariadb")
-# Failures that mean "the database is not there right now": retry later, fail closed.
-_UNAVAILABLE: Final = (
+#: Failures that mean "the database is not there right now": retry later, fail closed.
+UNAVAILABLE: Final = (
     OSError,  # also builtin TimeoutError; drivers raise refused connections unwrapped
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
@@ -85,6 +85,19 @@ metadata = sa.MetaData()
 sessions_table(metadata)
 
 
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` in AUTOCOMMIT mode: single statements need no BEGIN and ROLLBACK.
+
+    An engine made with ``isolation_level="AUTOCOMMIT"`` is returned as is
+    (setting it per checkout would cost a reset on every checkin).
+    """
+    level = engine.get_execution_options().get("isolation_level")
+    on_connect = getattr(engine.sync_engine.dialect, "_on_connect_isolation_level", None)
+    if "AUTOCOMMIT" in (level, on_connect):
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def _record(row: Sequence[Any]) -> Record:
     return Record(row[0], row[1], bytes(row[2]), *row[3:7])
 
@@ -93,7 +106,7 @@ def _values(record: Record) -> dict[str, Any]:
     return {field: getattr(record, field) for field in Record.__slots__}
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """The driver's own message, without the statement and parameters SQLAlchemy appends."""
     cause = getattr(exc, "orig", None) or exc
     lines = str(cause).strip().splitlines()
@@ -102,11 +115,11 @@ def _reason(exc: BaseException) -> str:
 
 def _failure(exc: Exception) -> StoreError:
     """The asyncsess error for an SQLAlchemy, sqlite3 or OS error (fail closed)."""
-    if isinstance(exc, (*_UNAVAILABLE, sqlite3.OperationalError)):
-        return StoreUnavailable(f"the SQL store is unavailable: {_reason(exc)}")
+    if isinstance(exc, (*UNAVAILABLE, sqlite3.OperationalError)):
+        return StoreUnavailable(f"the SQL store is unavailable: {reason(exc)}")
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return StoreUnavailable(f"the SQL store failed: {_reason(exc)}")
-    return StoreError(f"the SQL store failed: {_reason(exc)}")
+        return StoreUnavailable(f"the SQL store failed: {reason(exc)}")
+    return StoreError(f"the SQL store failed: {reason(exc)}")
 
 
 def _driver_unavailable(exc: Exception) -> bool:
@@ -156,14 +169,7 @@ class SQLStore(Store):
         self._hold_reader = False
         self._timeout = timeout
         self._create = create_table
-        # Single statements need no transaction: autocommit spares BEGIN and ROLLBACK.
-        # (An engine made with isolation_level="AUTOCOMMIT" is used as is: setting it per
-        # checkout would cost a reset on every checkin.)
-        level = engine.get_execution_options().get("isolation_level")
-        on_connect = getattr(engine.sync_engine.dialect, "_on_connect_isolation_level", None)
-        if "AUTOCOMMIT" not in (level, on_connect):
-            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._engine = engine
+        self._engine = engine = autocommit(engine)
         # SQLite has one writer at a time: queue this process's writers here rather
         # than in SQLite's busy handler, which sleeps for milliseconds between tries.
         self._writer = anyio.Lock() if engine.dialect.name == "sqlite" else _NO_LOCK
@@ -326,7 +332,7 @@ class SQLStore(Store):
                             self._engine.connect() as conn,
                         ):
                             yield conn
-            except (StoreUnavailable, TimeoutError, *_UNAVAILABLE, sqlite3.Error):
+            except (StoreUnavailable, TimeoutError, *UNAVAILABLE, sqlite3.Error):
                 if held:  # a broken connection: the next read opens a new one
                     await self._drop_reader()
                 raise
@@ -334,7 +340,7 @@ class SQLStore(Store):
             raise StoreUnavailable(
                 f"the SQL store did not answer within {self._timeout:g} s"
             ) from exc
-        except (*_UNAVAILABLE, sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
+        except (*UNAVAILABLE, sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
             raise _failure(exc) from exc
 
     async def _run(self, conn: AsyncConnection, name: str, **params: Any) -> tuple[list[Any], int]:
@@ -353,7 +359,7 @@ class SQLStore(Store):
                 return [], int(cursor.rowcount)
         except ValueError as exc:  # aiosqlite: "no active connection"
             await conn.invalidate()
-            raise StoreUnavailable(f"the SQL store is unavailable: {_reason(exc)}") from exc
+            raise StoreUnavailable(f"the SQL store is unavailable: {reason(exc)}") from exc
 
     async def _write(self, name: str, **params: Any) -> int:
         async with self._connect(write=True) as conn:
@@ -452,11 +458,11 @@ class SQLStore(Store):
             raise StoreUnavailable(
                 f"the SQL store did not answer within {self._timeout:g} s"
             ) from exc
-        except (*_UNAVAILABLE, sa_exc.SQLAlchemyError) as exc:
+        except (*UNAVAILABLE, sa_exc.SQLAlchemyError) as exc:
             raise _failure(exc) from exc
         except Exception as exc:
             kind = StoreUnavailable if _driver_unavailable(exc) else StoreError
-            raise kind(f"the SQL store failed: {_reason(exc)}") from exc
+            raise kind(f"the SQL store failed: {reason(exc)}") from exc
 
     async def _fetch_on(
         self, lease: tuple[AsyncConnection, Any] | None, keys: list[str]

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable, UserExists
-from ...stores.sql import SQLStore
+from ...stores.sql import UNAVAILABLE, SQLStore, autocommit, reason
 from ..user import MAX_USERNAME, UserRecord
 from . import UserStore
 
@@ -28,13 +28,6 @@ __all__ = ["DEFAULT_TABLE", "SQLUsers", "metadata", "users_table"]
 
 DEFAULT_TABLE: Final = "asyncsess_users"
 _MY: Final = ("mysql", "mariadb")
-_UNAVAILABLE: Final = (
-    OSError,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    sa_exc.DisconnectionError,
-)
 
 
 def users_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
@@ -59,12 +52,6 @@ metadata = sa.MetaData()
 users_table(metadata)
 
 
-def _reason(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0][:200]}" if lines else type(cause).__name__
-
-
 class SQLUsers(UserStore):
     """Users in one SQL table through an :class:`AsyncEngine` (never disposed if given)."""
 
@@ -78,11 +65,7 @@ class SQLUsers(UserStore):
     ) -> None:
         if not timeout > 0:
             raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
-        level = engine.get_execution_options().get("isolation_level")
-        on_connect = getattr(engine.sync_engine.dialect, "_on_connect_isolation_level", None)
-        if "AUTOCOMMIT" not in (level, on_connect):  # single statements need no transaction
-            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._engine = engine
+        self._engine = autocommit(engine)
         self._timeout = timeout
         self._create = create_table
         self._owned: SQLStore | None = None
@@ -127,10 +110,10 @@ class SQLUsers(UserStore):
             raise StoreUnavailable(
                 f"the accounts database did not answer within {self._timeout:g} s"
             ) from exc
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"the accounts database is unavailable: {_reason(exc)}") from exc
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"the accounts database is unavailable: {reason(exc)}") from exc
         except sa_exc.SQLAlchemyError as exc:
-            raise StoreError(f"the accounts database failed: {_reason(exc)}") from exc
+            raise StoreError(f"the accounts database failed: {reason(exc)}") from exc
 
     async def _rowcount(self, statement: sa.Executable) -> int:
         async with self._connect() as conn:
