@@ -14,8 +14,9 @@ expired sessions by itself; the manager still checks expiry on every read, and
 :class:`~asyncsess.StoreUnavailable` (connection, server selection, timeouts)
 or :class:`~asyncsess.StoreError`, the cause chained.
 
-An app-owned database or collection (PyMongo async, or Motor: only methods both
-have are used) can be passed in instead of a URL; it is never closed.
+An app-owned database or collection of PyMongo's async API can be passed in
+instead of a URL; it is never closed. (Motor, deprecated by MongoDB in favour
+of that API, is not supported.)
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _check_timeout(timeout: object) -> float:
 class MongoStore(Store):
     """Sessions in one MongoDB collection, expired by a TTL index and :meth:`sweep`.
 
-    ``database`` is an app-owned async database (PyMongo or Motor) to create
+    ``database`` is an app-owned PyMongo async database to create
     ``collection`` in, or ``collection`` is itself an app-owned collection
     object; either way the store never closes it. :meth:`from_url` builds and
     owns a client instead. ``timeout`` (seconds) bounds every call.

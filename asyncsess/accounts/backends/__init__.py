@@ -73,8 +73,7 @@ _KINDS = {
     "SQLStore": "sql",
     "MongoStore": "mongo",
     "AsyncEngine": "sql",
-    "AsyncDatabase": "mongo",  # PyMongo
-    "AsyncIOMotorDatabase": "mongo",  # Motor
+    "AsyncDatabase": "mongo",  # PyMongo's async API
 }
 _HELP = (
     "Accounts need memory://, an SQLAlchemy async URL (sqlite+aiosqlite:///app.db, "

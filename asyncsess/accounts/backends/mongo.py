@@ -1,4 +1,4 @@
-"""MongoDB users on PyMongo's async API (a Motor database passed in works too).
+"""MongoDB users on PyMongo's async API.
 
 One document per user, ``{"_id": id, "username": str, "password_hash": str,
 "created_at": float}``, in ``asyncsess_users`` with a unique index on
