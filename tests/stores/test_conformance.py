@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import random
+from urllib.parse import urlsplit
 
 import anyio
 import pytest
 
 import asyncsess
 from asyncsess import SessionConflict, SessionManager
+from asyncsess.stores._registry import store_class
 from asyncsess.stores.base import Store
 from asyncsess.tokens import new_token, token_key
+from tests.backends import StoreSpec
 from tests.conftest import ABSOLUTE, IDLE, OTHER_SECRET, SECRET, FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -319,9 +321,15 @@ async def test_store_built_from_url_is_closed_by_manager(store_spec: object) -> 
         assert await mgr.revoke(token)
 
 
-async def test_every_store_is_a_store(store: Store) -> None:
+async def test_the_registry_builds_each_store_from_its_url(
+    store: Store, store_spec: StoreSpec
+) -> None:
+    """The store under test came from its URL: the scheme names its class, which says it."""
+    scheme = urlsplit(store_spec.url).scheme
+    assert store_class(store_spec.url) is type(store)
+    assert scheme.split("+")[0] in type(store).schemes
     assert isinstance(store, asyncsess.Store)
-    assert list(itertools.islice(type(store).schemes, 1))
+    assert type(store).persistent is (scheme != "memory")
 
 
 async def test_count(manager: SessionManager, clock: FakeClock) -> None:
