@@ -208,7 +208,7 @@ class RedisStore(Store):
             slots = client.connection_pool.max_connections
         # reads go straight to connections the store keeps leased from the pool (see
         # _read) unless the client is a cluster, pinned to one connection or has a tiny pool
-        self._direct = not self._cluster and getattr(client, "connection", None) is None
+        self._direct = not self._cluster and not getattr(client, "single_connection_client", 1)
         self._direct = self._direct and slots >= 2 * _IDLE
         self._keep = min(_IDLE, slots // 4) if self._direct else 0
         self._idle: list[Any] = []

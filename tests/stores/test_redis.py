@@ -250,6 +250,12 @@ async def test_url_options_and_app_owned_clients(redis_store_spec: StoreSpec) ->
         await store.aclose()  # not ours: the client stays open
         assert await client.ping()
         assert await RedisStore(client, prefix=store.prefix).get(rec.key) == rec
+    # a client pinned to one connection keeps to it: every read goes through the client
+    async with Redis.from_url(redis_store_spec.url, single_connection_client=True) as single:
+        store = RedisStore(single, prefix=redis_store_spec.options["prefix"])
+        assert await store.get(rec.key) == rec
+        assert await store.get_many([rec.key, "0" * 64]) == [rec, None]
+        assert not store._idle and single.connection is not None
 
 
 # -- one command per get ----------------------------------------------------------
