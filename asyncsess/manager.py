@@ -498,6 +498,7 @@ class SessionManager:
             return None
         new = new_token()
         rotated = self._successor(found, new, found.data, found.record.version)
+        self._decoded.pop(found.record.key, None)
         with _fail_closed:
             await self.store.insert(rotated)
             if not await self.store.delete(found.record.key):
