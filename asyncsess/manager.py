@@ -409,23 +409,10 @@ class SessionManager:
         if decoded is not None and decoded[0] == record.payload and decoded[1] == record.user_ref:
             # the same bytes under the same key (so the same token) open to the same session
             session = decoded[2]
-            if (
-                record.expires_at == session.expires
-                and record.version == session.version
-                and record.created_at == session.created
-                and record.absolute_at == session.absolute_expires
-            ):
-                return session
-            session = Session(
-                key,
-                session.user_id,
-                session.data,
-                record.version,
-                record.created_at,
-                record.expires_at,
-                record.absolute_at,
-            )
-            self._decoded[key] = (decoded[0], decoded[1], session)
+            times = (record.version, record.created_at, record.expires_at, record.absolute_at)
+            if session[3:] != times:  # renewed, or rewritten with the same sealed bytes
+                session = Session(key, session.user_id, session.data, *times)
+                self._decoded[key] = (decoded[0], decoded[1], session)
             return session
         opened = self._unpack(cast(str, token), record)  # a str: it has a lookup key
         if opened is None:

@@ -208,8 +208,8 @@ class RedisStore(Store):
             slots = client.connection_pool.max_connections
         # reads go straight to connections the store keeps leased from the pool (see
         # _read) unless the client is a cluster, pinned to one connection or has a tiny pool
-        self._direct = not self._cluster and not getattr(client, "single_connection_client", 1)
-        self._direct = self._direct and slots >= 2 * _IDLE
+        pinned = getattr(client, "single_connection_client", True)
+        self._direct = not self._cluster and not pinned and slots >= 2 * _IDLE
         self._keep = min(_IDLE, slots // 4) if self._direct else 0
         self._idle: list[Any] = []
         self._slots, self._setup = asyncio.Semaphore(slots - self._keep), anyio.Lock()
@@ -521,8 +521,9 @@ class RedisStore(Store):
                     pipe.get(key)
                 for row in await self._run(pipe.execute):
                     if row is not None:
-                        live += _PACKED.unpack_from(row)[1] > now
-                        expired += _PACKED.unpack_from(row)[1] <= now
+                        expires_at = _PACKED.unpack_from(row)[1]
+                        live += expires_at > now
+                        expired += expires_at <= now
         return live, expired
 
     async def wipe(self) -> int:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +102,11 @@ CLUSTER = SharedServer(_cluster)
 
 
 @asynccontextmanager
-async def redis_asyncsess(n: int) -> AsyncIterator[Prepared]:
+async def redis_asyncsess(n: int, **options: Any) -> AsyncIterator[Prepared]:
+    """asyncsess on the machine's Redis; ``options`` go to the manager."""
     prefix = unique_prefix("asyncsess")
     async with asyncsess_row(
-        URL, n, write=insert_each, store_options={"prefix": prefix}
-    ) as prepared:
-        yield prepared
-
-
-@asynccontextmanager
-async def redis_asyncsess_uncached(n: int) -> AsyncIterator[Prepared]:
-    """As ``redis_asyncsess``, every validate decrypting its record (no decode cache)."""
-    prefix = unique_prefix("uncached")
-    async with asyncsess_row(
-        URL, n, write=insert_each, store_options={"prefix": prefix}, decode_cache=0
+        URL, n, write=insert_each, store_options={"prefix": prefix}, **options
     ) as prepared:
         yield prepared
 
@@ -278,7 +270,12 @@ async def fastapi_users_redis(n: int) -> AsyncIterator[Prepared]:
 
 ROWS = [
     Row("redis", "asyncsess (sealed)", "asyncsess", redis_asyncsess),
-    Row("redis", "asyncsess (sealed, decode_cache=0)", "asyncsess", redis_asyncsess_uncached),
+    Row(
+        "redis",
+        "asyncsess (sealed, decode_cache=0)",  # every validate decrypts its record
+        "asyncsess",
+        partial(redis_asyncsess, decode_cache=0),
+    ),
     Row("redis", "redis.asyncio GET", "floor", redis_floor),
     Row("redis", "starsessions RedisStore", "peer", starsessions_redis),
     Row("redis", "aiohttp-session RedisStorage", "peer", aiohttp_session_redis),
