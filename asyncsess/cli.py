@@ -60,11 +60,24 @@ def _manager(args: argparse.Namespace) -> SessionManager:
     options: dict[str, Any] = {"store": args.url}
     if args.secret:
         options["secret"] = [s.strip() for s in args.secret.split(",") if s.strip()]
-    elif args.command in ("sweep", "wipe", "stats", "users") and not os.environ.get(
-        "ASYNCSESS_SECRET"
-    ):
+    elif _needs_no_secret(args) and not os.environ.get("ASYNCSESS_SECRET"):
         options["privacy_mode"] = False  # these open no session: no secret needed
-    return SessionManager.from_env(**options)
+    try:
+        return SessionManager.from_env(**options)
+    except ConfigurationError as exc:
+        if args.command == "users":  # deleting a user ends its sessions: found by keyed hash
+            raise _Usage(
+                "users delete needs the secret the sessions were sealed with, to find and end "
+                "the user's sessions: pass --secret or set ASYNCSESS_SECRET; nothing was deleted"
+            ) from exc
+        raise
+
+
+def _needs_no_secret(args: argparse.Namespace) -> bool:
+    """Commands that open no session and look up no user's sessions."""
+    if args.command == "users":
+        return bool(args.action == "create")
+    return args.command in ("sweep", "wipe", "stats")
 
 
 async def _batches(

@@ -157,6 +157,24 @@ def test_users_create_and_delete(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no user named 'alice'" in missing.stderr
 
 
+def test_users_delete_without_the_secret_refuses_and_deletes_nothing(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    with_secret = {"ASYNCSESS_URL": db, "ASYNCSESS_SECRET": SECRET}
+    password = "correct horse battery staple\n"
+    created = run("users", "create", "alice", "--password-stdin", env=with_secret, stdin=password)
+    assert created.returncode == 0, created.stderr
+    user_id = created.stdout.split()[-1]
+    tokens = seed(db, [user_id])
+    refused = run("users", "delete", "alice", env={"ASYNCSESS_URL": db})
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert "needs the secret" in refused.stderr and "nothing was deleted" in refused.stderr
+    assert live(db, tokens) == [True]
+    deleted = run("users", "delete", "alice", env=with_secret)
+    assert (deleted.returncode, deleted.stdout) == (0, "deleted user alice; revoked 1 sessions\n")
+    assert live(db, tokens) == [False]
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
