@@ -1,98 +1,153 @@
-"""Sessions for aiohttp: a middleware and request helpers.
+"""Sessions for aiohttp: a middleware and request helpers, as aiohttp-session users expect.
 
 ::
 
-    from asyncsess.integrations.aiohttp import require_session, session_middleware
+    from asyncsess.integrations.aiohttp import get_session, require_session, session_middleware
 
     app = web.Application(middlewares=[session_middleware(mgr)])
 
-    async def me(request: web.Request) -> web.Response:
-        session = await require_session(request)       # or get_session: Session | None
-        return web.json_response({"user": session.user_id})
+    async def cart(request: web.Request) -> web.Response:
+        session = await get_session(request)          # a mutable mapping, loaded lazily
+        session.setdefault("cart", []).append(request.match_info["item"])
+        raise web.HTTPSeeOther("/cart")               # written back before the redirect
 
-The same rules as the Starlette integration: the token comes from
-``Authorization: Bearer <token>`` or the session cookie (see
-:class:`CookieSettings`) and is validated once per request; :func:`login`,
-:func:`start_session` and :func:`logout` queue the cookie the middleware adds
-to the handler's response, including a raised ``web.HTTPException`` such as
-a redirect. A response the handler prepared (streamed) itself has sent its
-headers already and gets no cookie.
+The same rules as the Starlette integration (one shared core): the token
+comes from ``Authorization: Bearer`` or the session cookie; unsafe requests
+go through the CSRF check; the session is validated on first use and
+written back once, before the response, if the request changed it (also
+for a raised ``web.HTTPException`` such as a redirect). A
+:class:`~asyncsess.StoreUnavailable` becomes a 503 with ``Retry-After``
+(``on_store_error`` changes that answer); a write that loses a conflict
+under ``on_conflict="fail"`` a 409.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from ..exceptions import MissingDependency, SessionConflict, StoreUnavailable
 
-from ..exceptions import LoginThrottled
+try:
+    from aiohttp import web
+    from aiohttp.typedefs import Handler, Middleware
+except ImportError as exc:  # pragma: no cover - exercised with the framework hidden
+    raise MissingDependency(
+        'asyncsess.integrations.aiohttp needs aiohttp: pip install "asyncsess[aiohttp]"'
+    ) from exc
+
+from ..accounts.user import User
 from ..manager import SessionManager
 from ..session import Session
-from ._common import CookieSettings, SessionContext, retry_after
+from ._common import CookieSettings
+from ._context import Refusal, SessionConfig, SessionContext
+from ._csrf import CsrfSettings
+from ._request_session import RequestSession
 
 __all__ = [
     "CookieSettings",
+    "CsrfSettings",
+    "RequestSession",
+    "SessionConfig",
+    "csrf_token",
+    "current_user",
+    "flash",
+    "get_flashed_messages",
     "get_session",
     "login",
     "logout",
+    "logout_device",
     "logout_others",
     "require_session",
+    "rotate_session",
     "session_context",
     "session_middleware",
     "start_session",
+    "store_unavailable_response",
 ]
 
 log = logging.getLogger("asyncsess")
+StoreErrorHandler = Callable[[web.Request, StoreUnavailable], Awaitable[web.StreamResponse]]
+_KEY = web.RequestKey("asyncsess", SessionContext)
 
-_KEY: Any
-try:  # typed request keys arrived in aiohttp 3.14; older ones take a str without warning
-    _KEY = web.RequestKey("asyncsess", SessionContext)
-except AttributeError:  # pragma: no cover - aiohttp < 3.14
-    _KEY = "asyncsess"
+
+async def store_unavailable_response(
+    request: web.Request, exc: StoreUnavailable
+) -> web.StreamResponse:
+    """The default answer while the store is down: 503 with ``Retry-After``."""
+    seconds = max(1, round(session_context(request).config.retry_after))
+    return web.Response(
+        status=503,
+        text="sessions are unavailable, try again shortly",
+        headers={"Retry-After": str(seconds), "Cache-Control": "no-store"},
+    )
 
 
 def session_middleware(
-    manager: SessionManager, *, cookie: CookieSettings | None = None, bearer: bool = True
+    manager: SessionManager,
+    *,
+    config: SessionConfig | None = None,
+    on_store_error: StoreErrorHandler = store_unavailable_response,
 ) -> Middleware:
-    """Build the middleware that validates each request's token and sends cookie changes.
-
-    ``bearer=False`` ignores ``Authorization`` headers (cookies only).
-    """
-    settings = cookie if cookie is not None else CookieSettings()
+    """Build the middleware: lazy sessions, CSRF checks, cookie changes, 503 on outages."""
+    settings = config if config is not None else SessionConfig()
 
     @web.middleware
     async def asyncsess_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        https = settings.is_https(request.scheme, request.headers.get("X-Forwarded-Proto"))
-        ctx = await SessionContext.load(
+        ctx = SessionContext.from_request(
             manager,
             settings,
-            https=https,
+            scheme=request.scheme,
+            headers=request.headers,
             cookies=request.cookies,
-            authorization=request.headers.get("Authorization"),
-            bearer=bearer,
         )
         request[_KEY] = ctx
+        method = "POST" if _is_websocket(request) else request.method
+        verdict, reason = ctx.csrf(method, request.headers)
+        if verdict == "token" and not _is_websocket(request):
+            sent = request.headers.get(settings.csrf.header)
+            if sent is None and request.content_type in (
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            ):
+                value = (await request.post()).get(settings.csrf.field)
+                sent = value if isinstance(value, str) else None
+            verdict = "pass" if ctx.csrf_token_matches(sent) else "refuse"
+            reason = "the csrf_token is missing or wrong"
+        if verdict == "refuse":
+            return web.Response(status=403, text=f"CSRF check failed: {reason}")
         try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            _add_cookie(ctx, exc)
-            raise
-        _add_cookie(ctx, response)
-        return response
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                await _finish(ctx, exc)
+                raise
+            await _finish(ctx, response)
+            return response
+        except StoreUnavailable as exc:
+            return await on_store_error(request, exc)
+        except SessionConflict:
+            return web.Response(status=409, text="the session changed meanwhile; try again")
 
     return asyncsess_middleware
 
 
-def _add_cookie(ctx: SessionContext, response: web.StreamResponse) -> None:
-    if ctx.set_cookie is None:
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def _finish(ctx: SessionContext, response: web.StreamResponse) -> None:
+    if response.prepared:  # streamed or a WebSocket: its headers are gone
+        if ctx.loaded and any(ctx.session.changes()):
+            log.warning("a prepared (streamed) response cannot carry the session's changes")
         return
-    if response.prepared:
-        log.warning("the response was sent before asyncsess could set the session cookie")
-        return
-    response.headers.add("Set-Cookie", ctx.set_cookie)
+    await ctx.commit()
+    cookies, cache_control = ctx.response_headers(response.headers.get("Cache-Control"))
+    for value in cookies:
+        response.headers.add("Set-Cookie", value)
+    if cache_control is not None:
+        response.headers["Cache-Control"] = cache_control
 
 
 def session_context(request: web.Request) -> SessionContext:
@@ -103,50 +158,108 @@ def session_context(request: web.Request) -> SessionContext:
     return ctx
 
 
-async def get_session(request: web.Request) -> Session | None:
-    """The request's valid session, or ``None``."""
-    return session_context(request).session
+def _refused(refusal: Refusal) -> web.HTTPException:
+    status = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 429: web.HTTPTooManyRequests}
+    kind = status.get(refusal.status, web.HTTPServiceUnavailable)
+    return kind(text=refusal.reason, headers=refusal.headers)
+
+
+async def _call(action: Awaitable[Any]) -> Any:
+    try:
+        return await action
+    except Refusal as refusal:
+        raise _refused(refusal) from None
+
+
+async def get_session(request: web.Request) -> RequestSession:
+    """Load the request's session (once) and return it as a mutable mapping."""
+    return await session_context(request).load()
 
 
 async def require_session(request: web.Request) -> Session:
-    """The request's valid session; otherwise a 401 with ``WWW-Authenticate: Bearer``."""
-    session = session_context(request).session
-    if session is None:
-        raise web.HTTPUnauthorized(text="not authenticated", headers={"WWW-Authenticate": "Bearer"})
-    return session
+    """The session of a logged-in user; otherwise a 401 with ``WWW-Authenticate: Bearer``."""
+    record = await session_context(request).record()
+    if record is None or record.user_id is None:
+        raise _refused(Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"}))
+    return record
+
+
+async def current_user(request: web.Request) -> User:
+    """The logged-in :class:`~asyncsess.User` (the manager needs ``accounts``); else 401."""
+    session = await require_session(request)
+    accounts = session_context(request).manager.accounts
+    if accounts is None:
+        raise RuntimeError("current_user needs SessionManager(..., accounts=Accounts(...))")
+    user = await accounts.get_user_by_id(session.user_id)
+    if user is None:
+        raise _refused(Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"}))
+    return user
 
 
 async def login(
-    request: web.Request, username: str, password: str, *, client: str | None = None
+    request: web.Request,
+    username: str,
+    password: str,
+    *,
+    client: str | None = None,
+    remember: bool | None = None,
 ) -> str | None:
-    """Check the password with ``SessionManager.login`` and start a session with a cookie.
+    """Check the password and start a session with a cookie; ``None`` for wrong credentials.
 
-    Returns the new token (for API clients), or ``None`` when the credentials
-    are wrong. The request's previous session, if any, is revoked (no
-    fixation). ``client`` defaults to the peer address. A rate-limited attempt
-    raises ``HTTPTooManyRequests`` with ``Retry-After``.
+    As the Starlette :func:`~asyncsess.integrations.starlette.login`: the
+    anonymous session's data is carried over and its token ended; a
+    throttled attempt raises ``HTTPTooManyRequests`` with ``Retry-After``.
     """
-    try:
-        return await session_context(request).login(username, password, client or request.remote)
-    except LoginThrottled as exc:
-        raise web.HTTPTooManyRequests(text=str(exc), headers=retry_after(exc)) from exc
+    ctx = session_context(request)
+    action = ctx.login(username, password, client=client or request.remote, remember=remember)
+    token: str | None = await _call(action)
+    return token
 
 
 async def start_session(
-    request: web.Request, user_id: str, data: Mapping[str, Any] | None = None
+    request: web.Request,
+    user_id: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    remember: bool | None = None,
 ) -> str:
-    """Start a session for a user the application authenticated itself (SSO, OAuth...).
-
-    Like :func:`login`: the previous session is revoked and the cookie set.
-    """
-    return await session_context(request).create(user_id, data)
+    """Start a session for a user the application authenticated itself (SSO, OAuth...)."""
+    return await session_context(request).start(user_id, data, remember=remember)
 
 
 async def logout(request: web.Request) -> bool:
-    """Revoke the request's session and delete the cookie; ``True`` if a session ended."""
+    """End the request's session and delete the cookie; ``True`` if a session ended."""
     return await session_context(request).logout()
 
 
-async def logout_others(request: web.Request) -> int:
-    """Log out the user's other devices: revoke their sessions but this one; return the count."""
-    return await session_context(request).logout_others()
+async def rotate_session(request: web.Request) -> str:
+    """Give the session a new token after a privilege change, and re-set the cookie."""
+    token: str = await _call(session_context(request).rotate())
+    return token
+
+
+async def logout_others(request: web.Request, password: str | None = None) -> int:
+    """End the user's other sessions; return how many (``password`` when reauthenticating)."""
+    count: int = await _call(session_context(request).logout_others(password))
+    return count
+
+
+async def logout_device(request: web.Request, session_id: str, password: str | None = None) -> bool:
+    """End one of the user's sessions by its id; ``False`` if it is not theirs or gone."""
+    ended: bool = await _call(session_context(request).logout_device(session_id, password))
+    return ended
+
+
+def csrf_token(request: web.Request) -> str:
+    """The synchronizer token to put in forms (``csrf_token``) or ``X-CSRF-Token``."""
+    return session_context(request).csrf_token()
+
+
+async def flash(request: web.Request, message: str, category: str = "info") -> None:
+    """Keep ``message`` for the next page this browser shows."""
+    await session_context(request).flash(message, category)
+
+
+async def get_flashed_messages(request: web.Request) -> list[dict[str, str]]:
+    """Return and forget the pending flash messages (``message`` and ``category``)."""
+    return await session_context(request).pop_flashes()

@@ -1,65 +1,100 @@
-"""Sessions for Starlette and FastAPI: a pure ASGI middleware and request helpers.
+"""Sessions for Starlette (and FastAPI: see :mod:`asyncsess.integrations.fastapi`).
 
 ::
 
-    from asyncsess.integrations.starlette import SessionMiddleware, require_session
+    from asyncsess.integrations.starlette import SessionMiddleware, load_session
 
     app.add_middleware(SessionMiddleware, manager=mgr)
 
-    @app.get("/me")                                   # FastAPI
-    async def me(session: Annotated[Session, Depends(require_session)]) -> dict[str, str]:
-        return {"user": session.user_id}
+    async def cart(request: Request) -> Response:
+        session = await load_session(request)     # request.session from now on
+        session.setdefault("cart", []).append(request.path_params["item"])
+        ...
 
-The middleware reads the token from ``Authorization: Bearer <token>`` or
-from the session cookie (see :class:`CookieSettings`), validates it once per
-request and leaves the result at ``request.state.asyncsess`` (a
-:class:`~asyncsess.integrations._common.SessionContext` with ``session`` and
-``token``). :func:`get_session` and :func:`require_session` are coroutine
-functions taking the request, so they serve as FastAPI dependencies without a
-thread hop. :func:`login`, :func:`start_session` and :func:`logout` queue the
-cookie the middleware then adds to whatever response the endpoint returns.
+:class:`SessionMiddleware` reads the token (``Authorization: Bearer`` first,
+then the session cookie) without any I/O, refuses cross-site unsafe requests
+(see :mod:`asyncsess.integrations._csrf`), and leaves a
+:class:`~asyncsess.integrations._context.SessionContext` on the request. The
+session is validated on the first :func:`load_session` (lazily), and
+written back once, before the response starts, if the request changed it.
 
-A store failure propagates from the middleware (fail closed: no session is
-ever assumed); map :class:`~asyncsess.StoreUnavailable` to a 503 in an
-exception handler if you like.
+A :class:`~asyncsess.StoreUnavailable` escaping the application becomes a
+503 with ``Retry-After`` (``on_store_error`` changes that answer; a FastAPI
+``exception_handler(StoreUnavailable)`` sees it first, since the session is
+loaded in a dependency). A write that loses a conflict under
+``on_conflict="fail"`` becomes a 409.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
-from starlette.datastructures import MutableHeaders
-from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from ..exceptions import MissingDependency, SessionConflict, StoreUnavailable
 
-from ..exceptions import LoginThrottled
+try:
+    from starlette.datastructures import MutableHeaders
+    from starlette.exceptions import HTTPException, WebSocketException
+    from starlette.requests import HTTPConnection, Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ImportError as exc:  # pragma: no cover - exercised with the framework hidden
+    raise MissingDependency(
+        'asyncsess.integrations.starlette needs Starlette: pip install "asyncsess[fastapi]"'
+    ) from exc
+
 from ..manager import SessionManager
 from ..session import Session
-from ._common import CookieSettings, SessionContext, retry_after
+from ._common import CookieSettings
+from ._context import Refusal, SessionConfig, SessionContext
+from ._csrf import CsrfSettings
+from ._request_session import RequestSession
 
 __all__ = [
     "CookieSettings",
+    "CsrfSettings",
+    "RequestSession",
+    "SessionConfig",
     "SessionMiddleware",
+    "csrf_token",
+    "flash",
+    "get_flashed_messages",
     "get_session",
+    "load_session",
     "login",
     "logout",
+    "logout_device",
     "logout_others",
     "require_session",
+    "rotate_session",
     "session_context",
     "start_session",
+    "store_unavailable_response",
 ]
 
 _STATE_KEY = "asyncsess"
+_MAX_FORM = 1 << 20  # a form read for its csrf_token field (only requests with no Origin)
+StoreErrorHandler = Callable[[HTTPConnection, StoreUnavailable], Awaitable[Response]]
+
+
+async def store_unavailable_response(conn: HTTPConnection, exc: StoreUnavailable) -> Response:
+    """The default answer while the store is down: 503 with ``Retry-After``."""
+    ctx = session_context(conn)
+    seconds = max(1, round(ctx.config.retry_after))
+    return PlainTextResponse(
+        "sessions are unavailable, try again shortly",
+        503,
+        headers={"Retry-After": str(seconds), "Cache-Control": "no-store"},
+    )
 
 
 class SessionMiddleware:
-    """Validate the request's session token once and send back the cookie changes.
+    """Lazily loaded sessions, CSRF checks and cookie changes for every HTTP/WebSocket request.
 
-    ``bearer=False`` ignores ``Authorization`` headers (cookies only).
-    HTTP and WebSocket connections get a session; only HTTP responses carry
-    cookie changes.
+    ``config`` (a :class:`SessionConfig`) holds the cookie, CSRF and conflict
+    settings; ``on_store_error`` builds the answer to a store outage
+    (default :func:`store_unavailable_response`).
     """
 
     def __init__(
@@ -67,13 +102,13 @@ class SessionMiddleware:
         app: ASGIApp,
         *,
         manager: SessionManager,
-        cookie: CookieSettings | None = None,
-        bearer: bool = True,
+        config: SessionConfig | None = None,
+        on_store_error: StoreErrorHandler = store_unavailable_response,
     ) -> None:
         self.app = app
         self.manager = manager
-        self.cookie = cookie if cookie is not None else CookieSettings()
-        self.bearer = bearer
+        self.config = config if config is not None else SessionConfig()
+        self.on_store_error = on_store_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -81,85 +116,224 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
-        https = self.cookie.is_https(
-            scope.get("scheme", "http"), conn.headers.get("x-forwarded-proto")
-        )
-        ctx = await SessionContext.load(
+        ctx = SessionContext.from_request(
             self.manager,
-            self.cookie,
-            https=https,
+            self.config,
+            scheme=scope.get("scheme", "http"),
+            headers=conn.headers,
             cookies=conn.cookies,
-            authorization=conn.headers.get("authorization"),
-            bearer=self.bearer,
         )
         scope.setdefault("state", {})[_STATE_KEY] = ctx
-        if scope["type"] != "http":
+        scope["session"] = ctx.session  # request.session, once load_session has run
+        if scope["type"] == "websocket":
+            verdict, _ = ctx.csrf("POST", conn.headers)  # cross-site WebSocket hijacking
+            if verdict == "refuse":
+                await send({"type": "websocket.close", "code": 1008})
+                return
             await self.app(scope, receive, send)
             return
+        verdict, reason = ctx.csrf(scope["method"], conn.headers)
+        if verdict == "token":
+            receive, sent = await _read_token(scope, receive, ctx)
+            verdict = "pass" if ctx.csrf_token_matches(sent) else "refuse"
+            reason = "the csrf_token is missing or wrong"
+        if verdict == "refuse":
+            response = PlainTextResponse(f"CSRF check failed: {reason}", 403)
+            await response(scope, receive, send)
+            return
+        await self._run(scope, receive, send, ctx)
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start" and ctx.set_cookie is not None:
-                MutableHeaders(scope=message).append("set-cookie", ctx.set_cookie)
+    async def _run(self, scope: Scope, receive: Receive, send: Send, ctx: SessionContext) -> None:
+        state = {"started": False, "replaced": False}
+
+        async def send_with_session(message: Message) -> None:
+            if state["replaced"]:
+                return
+            if message["type"] == "http.response.start":
+                try:
+                    await ctx.commit()
+                except (StoreUnavailable, SessionConflict) as exc:
+                    state["replaced"] = True
+                    await self._error(scope, receive, send, exc)
+                    return
+                headers = MutableHeaders(scope=message)
+                cookies, cache_control = ctx.response_headers(headers.get("cache-control"))
+                for value in cookies:
+                    headers.append("set-cookie", value)
+                if cache_control is not None:
+                    headers["cache-control"] = cache_control
+                state["started"] = True
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        try:
+            await self.app(scope, receive, send_with_session)
+        except (StoreUnavailable, SessionConflict) as exc:
+            if state["started"] or state["replaced"]:
+                raise
+            await self._error(scope, receive, send, exc)
+
+    async def _error(
+        self, scope: Scope, receive: Receive, send: Send, exc: StoreUnavailable | SessionConflict
+    ) -> None:
+        if isinstance(exc, StoreUnavailable):
+            response = await self.on_store_error(HTTPConnection(scope), exc)
+        else:
+            response = PlainTextResponse("the session changed meanwhile; try again", 409)
+        await response(scope, receive, send)
 
 
-def session_context(request: HTTPConnection) -> SessionContext:
+async def _read_token(
+    scope: Scope, receive: Receive, ctx: SessionContext
+) -> tuple[Receive, str | None]:
+    """Find the synchronizer token in the header or the form, keeping the body for the app."""
+    headers = HTTPConnection(scope).headers
+    sent = headers.get(ctx.config.csrf.header)
+    if sent is not None:
+        return receive, sent
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    size = headers.get("content-length", "")
+    form = ("application/x-www-form-urlencoded", "multipart/form-data")
+    if content_type not in form or not size.isdigit() or int(size) > _MAX_FORM:
+        return receive, None
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    if content_type == "application/x-www-form-urlencoded":
+        body = b"".join(m.get("body", b"") for m in messages)
+        values = parse_qs(body.decode("latin-1"), max_num_fields=1000).get(ctx.config.csrf.field)
+        sent = values[0] if values else None
+    else:
+        async with Request(scope, _replay(messages, receive)).form() as parsed:
+            value = parsed.get(ctx.config.csrf.field)
+            sent = value if isinstance(value, str) else None
+    return _replay(messages, receive), sent
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+def session_context(conn: HTTPConnection) -> SessionContext:
     """The request's :class:`SessionContext`; ``RuntimeError`` without the middleware."""
-    ctx = request.scope.get("state", {}).get(_STATE_KEY)
+    ctx = conn.scope.get("state", {}).get(_STATE_KEY)
     if not isinstance(ctx, SessionContext):
         raise RuntimeError("asyncsess: add SessionMiddleware to the app to use sessions")
     return ctx
 
 
-async def get_session(request: Request) -> Session | None:
-    """The request's valid session, or ``None`` (a FastAPI dependency too)."""
-    return session_context(request).session
+def refused(conn: HTTPConnection, refusal: Refusal) -> Exception:
+    """The framework's exception for a core :class:`Refusal` (WebSocket: close code 1008)."""
+    if conn.scope["type"] == "websocket":
+        return WebSocketException(code=1008, reason=refusal.reason)
+    return HTTPException(refusal.status, refusal.reason, headers=refusal.headers)
 
 
-async def require_session(request: Request) -> Session:
-    """The request's valid session; otherwise a 401 with ``WWW-Authenticate: Bearer``."""
-    session = session_context(request).session
-    if session is None:
-        raise HTTPException(401, "not authenticated", headers={"WWW-Authenticate": "Bearer"})
-    return session
+async def load_session(conn: HTTPConnection) -> RequestSession:
+    """Load the request's session (once) and return it as a mutable mapping.
+
+    Also ``request.session`` afterwards. A FastAPI dependency too.
+    """
+    return await session_context(conn).load()
+
+
+async def get_session(conn: HTTPConnection) -> Session | None:
+    """The request's validated session, or ``None`` (anonymous sessions included)."""
+    return await session_context(conn).record()
+
+
+async def require_session(conn: HTTPConnection) -> Session:
+    """The request's session of a logged-in user; otherwise 401 (WebSocket: close 1008)."""
+    record = await session_context(conn).record()
+    if record is None or record.user_id is None:
+        refusal = Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"})
+        raise refused(conn, refusal)
+    return record
+
+
+async def _call(conn: HTTPConnection, action: Awaitable[Any]) -> Any:
+    try:
+        return await action
+    except Refusal as refusal:
+        raise refused(conn, refusal) from None
 
 
 async def login(
-    request: Request, username: str, password: str, *, client: str | None = None
+    request: Request,
+    username: str,
+    password: str,
+    *,
+    client: str | None = None,
+    remember: bool | None = None,
 ) -> str | None:
-    """Check the password with ``SessionManager.login`` and start a session with a cookie.
+    """Check the password (``SessionManager.login``) and start a session with a cookie.
 
-    Returns the new token (for API clients), or ``None`` when the credentials
-    are wrong. The request's previous session, if any, is revoked, so a token
-    planted before login is worthless after it (no fixation). ``client``
-    (for per-address rate limiting) defaults to the peer address. A
-    rate-limited attempt raises ``HTTPException(429)`` with ``Retry-After``.
+    Returns the new token, or ``None`` for wrong credentials. The anonymous
+    session's data is carried over and its token ended (no fixation).
+    ``client`` (per-address rate limiting) defaults to the peer address;
+    ``remember=False`` gives a cookie that ends with the browser session. A
+    throttled attempt raises ``HTTPException(429)`` with ``Retry-After``.
     """
     if client is None and request.client is not None:
         client = request.client.host
-    try:
-        return await session_context(request).login(username, password, client)
-    except LoginThrottled as exc:
-        raise HTTPException(429, str(exc), headers=retry_after(exc)) from exc
+    ctx = session_context(request)
+    token: str | None = await _call(
+        request, ctx.login(username, password, client=client, remember=remember)
+    )
+    return token
 
 
 async def start_session(
-    request: Request, user_id: str, data: Mapping[str, Any] | None = None
+    request: Request,
+    user_id: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    remember: bool | None = None,
 ) -> str:
-    """Start a session for a user the application authenticated itself (SSO, OAuth...).
-
-    Like :func:`login`: the previous session is revoked and the cookie set.
-    """
-    return await session_context(request).create(user_id, data)
+    """Start a session for a user the application authenticated itself (SSO, OAuth...)."""
+    return await session_context(request).start(user_id, data, remember=remember)
 
 
 async def logout(request: Request) -> bool:
-    """Revoke the request's session and delete the cookie; ``True`` if a session ended."""
+    """End the request's session and delete the cookie; ``True`` if a session ended."""
     return await session_context(request).logout()
 
 
-async def logout_others(request: Request) -> int:
-    """Log out the user's other devices: revoke their sessions but this one; return the count."""
-    return await session_context(request).logout_others()
+async def rotate_session(request: Request) -> str:
+    """Give the session a new token after a privilege change, and re-set the cookie."""
+    token: str = await _call(request, session_context(request).rotate())
+    return token
+
+
+async def logout_others(request: Request, password: str | None = None) -> int:
+    """End the user's other sessions; return how many (``password`` when reauthenticating)."""
+    count: int = await _call(request, session_context(request).logout_others(password))
+    return count
+
+
+async def logout_device(request: Request, session_id: str, password: str | None = None) -> bool:
+    """End one of the user's sessions by its id; ``False`` if it is not theirs or gone."""
+    ended: bool = await _call(request, session_context(request).logout_device(session_id, password))
+    return ended
+
+
+def csrf_token(request: HTTPConnection) -> str:
+    """The synchronizer token to put in forms (``csrf_token``) or ``X-CSRF-Token``."""
+    return session_context(request).csrf_token()
+
+
+async def flash(request: Request, message: str, category: str = "info") -> None:
+    """Keep ``message`` for the next page this browser shows."""
+    await session_context(request).flash(message, category)
+
+
+async def get_flashed_messages(request: Request) -> list[dict[str, str]]:
+    """Return and forget the pending flash messages (``message`` and ``category``)."""
+    return await session_context(request).pop_flashes()

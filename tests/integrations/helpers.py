@@ -1,9 +1,10 @@
-"""Real servers on loopback for the HTTP integration tests, and the apps' managers."""
+"""Real servers on loopback for the HTTP integration tests, and a cookie-keeping HTTP client."""
 
 from __future__ import annotations
 
 import importlib.util
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import anyio
+import httpx
 import uvicorn
 from aiohttp import web
 from starlette.types import ASGIApp
@@ -19,10 +21,14 @@ from asyncsess import SessionManager
 from asyncsess.accounts import Accounts, PasswordHasher
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PASSWORD = "correct horse battery staple"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def load_example(name: str) -> ModuleType:
-    """Import ``examples/<name>.py`` (the examples are scripts, not a package)."""
+    """Import ``examples/<name>.py`` (the examples are scripts beside their shared module)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -40,7 +46,8 @@ def manager_with_accounts(accounts: Accounts, **options: Any) -> SessionManager:
     return SessionManager("memory://", accounts=accounts, **options)
 
 
-def _loopback_socket() -> socket.socket:
+def loopback_socket() -> socket.socket:
+    """A TCP socket bound to a free loopback port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -50,7 +57,7 @@ def _loopback_socket() -> socket.socket:
 @asynccontextmanager
 async def serve_asgi(app: ASGIApp) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yield its base URL."""
-    sock = _loopback_socket()
+    sock = loopback_socket()
     port = sock.getsockname()[1]
     # proxy_headers=False: uvicorn would otherwise trust X-Forwarded-Proto from loopback.
     config = uvicorn.Config(app, lifespan="on", log_level="warning", proxy_headers=False)
@@ -98,3 +105,50 @@ def parse_set_cookies(values: Iterable[str]) -> dict[str, Mapping[str, str]]:
             cookie[key.lower()] = val or "true"
         found[name] = cookie
     return found
+
+
+def set_cookies(response: httpx.Response) -> dict[str, Mapping[str, str]]:
+    """The cookies a response sets, parsed."""
+    return parse_set_cookies(response.headers.get_list("set-cookie"))
+
+
+class Jar:
+    """A browser's cookie jar for httpx: keeps ``Secure`` cookies over http://127.0.0.1 too.
+
+    (Browsers treat loopback as a secure context; Python's cookie jar does not.)
+    As a browser does, unsafe requests carry ``Origin`` unless the test sets it.
+    """
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.cookies: dict[str, str] = {}
+
+    async def on_request(self, request: httpx.Request) -> None:
+        if self.cookies and "cookie" not in request.headers:
+            request.headers["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if request.method in UNSAFE and "origin" not in request.headers:
+            request.headers["origin"] = self.origin
+
+    async def on_response(self, response: httpx.Response) -> None:
+        for name, cookie in set_cookies(response).items():
+            if cookie.get("max-age") == "0":
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = cookie["value"]
+
+
+@asynccontextmanager
+async def browser(base_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Jar]]:
+    """An httpx client that keeps cookies and sends ``Origin`` as a browser would."""
+    jar = Jar(base_url)
+    hooks: dict[str, list[Any]] = {"request": [jar.on_request], "response": [jar.on_response]}
+    async with httpx.AsyncClient(base_url=base_url, event_hooks=hooks) as client:
+        client.cookies = _NoCookies()
+        yield client, jar
+
+
+class _NoCookies(httpx.Cookies):
+    """httpx's own jar, kept empty so only :class:`Jar` sends cookies."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
