@@ -1,14 +1,17 @@
 """Griffe extension: show the package's Sphinx-style docstring markup as Markdown.
 
 The docstrings use reStructuredText roles (``:class:`~asyncsess.StoreError```)
-and literal blocks introduced by ``::``. This turns each role into a code span
-(``~`` keeps the last dotted part, as Sphinx does) and ``::`` into ``:``; the
-indented block after it is already a Markdown code block. The source is not
-changed; only what the API reference shows.
+and literal blocks introduced by ``::``. Each role becomes a code span linked
+to the object's entry in the API reference when it has one (an *optional*
+cross-reference: a name with no entry, such as a third-party class, stays
+plain code and warns of nothing); ``~`` shows the last dotted part only, as
+Sphinx does. ``::`` becomes ``:``; the indented block after it is already a
+Markdown code block. The source is not changed, only what the site shows.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -18,25 +21,44 @@ _ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|mod|data|exc|obj|const):`(
 _LITERAL = re.compile(r"(?m)(\S)::$|^::$")
 
 
-def _role(match: re.Match[str]) -> str:
-    target = match.group(1)
-    if "<" in target and target.endswith(">"):  # :meth:`text <target>`
-        return f"`{target.split('<', 1)[0].strip()}`"
-    if target.startswith("~"):
-        target = target[1:].rsplit(".", 1)[-1]
-    return f"`{target}`"
+def _target(obj: griffe.Object, name: str) -> str:
+    """The full path of ``name`` as seen from ``obj`` (as written when it does not resolve)."""
+    head, dot, rest = name.partition(".")
+    try:
+        return obj.resolve(head) + dot + rest
+    except (griffe.NameResolutionError, KeyError, ValueError):
+        return name
 
 
-def markdown(text: str) -> str:
-    """Return ``text`` with reST roles as code spans and ``::`` as ``:``."""
-    text = _ROLE.sub(_role, text)
+def markdown(text: str, obj: griffe.Object) -> str:
+    """Return ``text`` with reST roles as (linked) code spans and ``::`` as ``:``."""
+
+    def role(match: re.Match[str]) -> str:
+        target = match.group(1).strip()
+        title = target
+        if "<" in target and target.endswith(">"):  # :meth:`text <target>`
+            title, target = (part.strip() for part in target[:-1].split("<", 1))
+        if target.startswith("~"):
+            target = target[1:]
+            title = target.rsplit(".", 1)[-1]
+        path = html.escape(_target(obj, target), quote=True)
+        return f'<autoref identifier="{path}" optional><code>{html.escape(title)}</code></autoref>'
+
+    text = _ROLE.sub(role, text)
     return _LITERAL.sub(lambda m: f"{m.group(1)}:" if m.group(1) else "", text)
 
 
-class RstRoles(griffe.Extension):
-    """Rewrite each docstring as it is loaded."""
+def _walk(obj: griffe.Object) -> None:
+    if obj.docstring is not None:
+        obj.docstring.value = markdown(obj.docstring.value, obj)
+    for member in obj.members.values():
+        if not member.is_alias:
+            _walk(member)  # type: ignore[arg-type]
 
-    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
-        """Convert ``obj``'s docstring, if it has one."""
-        if obj.docstring is not None:
-            obj.docstring.value = markdown(obj.docstring.value)
+
+class RstRoles(griffe.Extension):
+    """Rewrite every docstring of a package once it is loaded (so names resolve)."""
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        """Convert the docstrings of ``pkg`` and everything in it."""
+        _walk(pkg)
