@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import marshal
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,6 +15,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ._batching import Batcher
+from ._cache import DecodeCache
+from ._codec import Codec
 from .accounts.core import Accounts
 from .accounts.login import login as _login
 from .accounts.user import User
@@ -28,7 +29,7 @@ from .exceptions import (
     StoreUnavailable,
 )
 from .ratelimit import RateLimiter
-from .sealing import Keyring, SealError, normalize_secrets
+from .sealing import Keyring, normalize_secrets
 from .session import Session, SessionInfo
 from .stores._registry import open_store
 from .stores.base import Record, Renewal, Store
@@ -45,6 +46,7 @@ _FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
 #: Called with the running count of a long sweep or wipe.
 Progress = Callable[[int], object]
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def _store_failure(exc: Exception) -> StoreError:
@@ -78,8 +80,22 @@ class _Found(NamedTuple):
     token: str
     record: Record
     now: float
-    user_id: str
+    user_id: str | None
     data: dict[str, Any]
+
+
+def _check_user(user_id: object) -> str:
+    if not isinstance(user_id, str):
+        raise TypeError(f"user_id must be a str, not {type(user_id).__name__}")
+    if not user_id:
+        raise ValueError("user_id must be a non-empty str")
+    return user_id
+
+
+def _check_size(name: str, value: object) -> int:
+    if type(value) is not int or value < 0:  # a bool is not a size
+        raise ConfigurationError(f"{name} must be an int >= 0, not {value!r}")
+    return value
 
 
 class SessionManager:
@@ -102,11 +118,15 @@ class SessionManager:
     expiry sweeper every ``sweep_interval`` in a task group.
 
     ``decode_cache`` is how many decoded sessions a manager over a persistent
-    store keeps (oldest out first): a validate still reads the store every
-    time, but a record byte-for-byte the same as one opened before is not
-    decrypted and parsed again. Only sessions whose data values are all
-    scalars are kept (the session handed out is then immutable); ``0`` keeps
-    none.
+    store keeps, within about ``decode_cache_bytes`` of memory (oldest out
+    first): a validate still reads the store every time, but a record
+    byte-for-byte the same as one opened before is not decrypted and parsed
+    again. Only sessions whose data values are all scalars are kept (the
+    session handed out is then immutable); ``0`` keeps none.
+
+    ``max_data_bytes`` bounds a session's data (as JSON): larger data raises
+    ``ValueError`` (``None``: no bound). ``max_sessions_per_user``, when set,
+    ends a user's oldest sessions when a new one would exceed it.
     """
 
     def __init__(
@@ -122,6 +142,9 @@ class SessionManager:
         renew_fraction: float = 0.5,
         sweep_batch: int = 500,
         decode_cache: int = 10_000,
+        decode_cache_bytes: int = 64 * 2**20,
+        max_data_bytes: int | None = 65536,
+        max_sessions_per_user: int | None = None,
         store_options: Mapping[str, Any] | None = None,
         accounts: Accounts | None = None,
         login_limiter: RateLimiter | None = None,
@@ -148,18 +171,27 @@ class SessionManager:
         self.renew_fraction = renew_fraction
         self._renew_window = self.idle_timeout * renew_fraction
         self.sweep_batch = sweep_batch
-        if type(decode_cache) is not int or decode_cache < 0:  # a bool is not a size
-            raise ConfigurationError(f"decode_cache must be an int >= 0, not {decode_cache!r}")
-        self.decode_cache = decode_cache
-        # lookup key -> (payload, user_ref, the session opened from them)
-        self._decoded: dict[str, tuple[bytes, str, Session]] = {}
+        self.decode_cache = _check_size("decode_cache", decode_cache)
+        self._cache = DecodeCache(
+            decode_cache, _check_size("decode_cache_bytes", decode_cache_bytes)
+        )
+        self._decoded = self._cache.entries  # read straight on the validate path
+        if max_data_bytes is not None:
+            _check_size("max_data_bytes", max_data_bytes)
+        if (
+            max_sessions_per_user is not None
+            and _check_size("max_sessions_per_user", max_sessions_per_user) < 1
+        ):
+            raise ConfigurationError("max_sessions_per_user must be at least 1 (or None)")
+        self.max_sessions_per_user = max_sessions_per_user
         self.privacy_mode = privacy_mode
         self._clock = clock or time.time
         self._in_process = not type(self.store).persistent
         self._sealed = privacy_mode and not self._in_process
         secrets = normalize_secrets(secret)
-        self._keyring = Keyring(secrets) if self._sealed and secrets else None
-        if self._sealed and self._keyring is None and not type(self.store).provides_secret:
+        keyring = Keyring(secrets) if self._sealed and secrets else None
+        self._codec = Codec(keyring, in_process=self._in_process, max_data_bytes=max_data_bytes)
+        if self._sealed and keyring is None and not type(self.store).provides_secret:
             raise ConfigurationError(
                 f"{type(self.store).__name__} keeps sessions at rest, so privacy mode needs a "
                 'secret: pass secret=... (python -c "import secrets; '
@@ -211,13 +243,13 @@ class SessionManager:
                 return
             with _fail_closed:
                 await self.store.open()
-                if self._sealed and self._keyring is None:
+                if self._sealed and self._codec.keyring is None:
                     secret = await self.store.default_secret()
                     if secret is None:
                         raise ConfigurationError(
                             f"{type(self.store).__name__} supplied no secret; pass secret=..."
                         )
-                    self._keyring = Keyring([secret])
+                    self._codec.keyring = Keyring(normalize_secrets([secret]))
             self._opened = True
 
     def add_background_task(self, task: BackgroundTask) -> None:
@@ -277,67 +309,66 @@ class SessionManager:
 
     # -- records ---------------------------------------------------------
 
-    def _user_refs(self, user_id: str) -> list[str]:
-        return self._keyring.user_refs(user_id) if self._keyring is not None else [user_id]
-
-    def _payload(self, token: str, key: str, user_ref: str, user_id: str, data: Any) -> bytes:
-        plain = json.dumps({"u": user_id, "d": data}, separators=(",", ":")).encode()
-        if self._in_process:
-            # the same JSON types as every other store, in a faster format for this process
-            return marshal.dumps(json.loads(plain))
-        if self._keyring is None:
-            return plain
-        return self._keyring.seal(token, plain, f"{key}\x00{user_ref}".encode())
-
-    def _unpack(self, token: str, record: Record) -> tuple[str, dict[str, Any]] | None:
-        try:
-            plain = record.payload
-            if self._keyring is not None:
-                aad = f"{record.key}\x00{record.user_ref}".encode()
-                plain = self._keyring.open(token, plain, aad)
-            body = marshal.loads(plain) if self._in_process else json.loads(plain)  # noqa: S302
-            return body["u"], body["d"]
-        except (SealError, ValueError, KeyError, TypeError, EOFError) as exc:
-            log.warning("session record %s… does not open: %s", record.key[:8], exc)
-            return None
-
     @staticmethod
-    def _check_new(user_id: object, data: object) -> dict[str, Any]:
-        if not isinstance(user_id, str) or not user_id:
-            raise ValueError("user_id must be a non-empty str")
+    def _check_data(data: object) -> dict[str, Any]:
         if data is None:
             return {}
         if not isinstance(data, Mapping):
             raise TypeError(f"session data must be a mapping, not {type(data).__name__}")
         return dict(data)
 
+    def _overlong(self, record: Record) -> bool:
+        """A record whose absolute expiry lies further out than this manager allows."""
+        return record.absolute_at > record.created_at + self.absolute_timeout
+
     # -- the public API --------------------------------------------------
 
-    async def create(self, user_id: str, data: Mapping[str, Any] | None = None) -> str:
+    async def create(self, user_id: str | None, data: Mapping[str, Any] | None = None) -> str:
         """Start a session for ``user_id`` and return its token.
 
-        ``data`` must be JSON-serialisable (``TypeError`` otherwise).
+        ``user_id=None`` starts an anonymous session (a visitor's cart before
+        login): its :attr:`Session.user_id` is ``None``, no user's
+        :meth:`sessions` lists it and no :meth:`revoke_all` ends it; everything
+        else (validate, update, rotate, revoke, expiry, sealing) works as for a
+        user's session. To log its visitor in, create the user's session with
+        its data and revoke it. ``user_id`` is otherwise a non-empty ``str``
+        (``TypeError``, ``ValueError``).
+
+        ``data`` must be a JSON-serialisable mapping (``TypeError`` otherwise) of
+        at most ``max_data_bytes`` as JSON (``ValueError`` otherwise). With
+        ``max_sessions_per_user`` set, the user's oldest sessions beyond it end.
         """
-        body = self._check_new(user_id, data)
+        if user_id is not None:
+            _check_user(user_id)
+        body = self._check_data(data)
         if not self._opened:
             await self._open()
         token = new_token()
-        key = token_key(token)
-        user_ref = self._user_refs(user_id)[0]
         now = self._clock()
         absolute = now + self.absolute_timeout
-        record = Record(
-            key,
-            user_ref,
-            self._payload(token, key, user_ref, user_id, body),
-            1,
-            now,
-            min(now + self.idle_timeout, absolute),
-            absolute,
+        record = self._codec.record(
+            token, user_id, body, 1, now, min(now + self.idle_timeout, absolute), absolute
         )
         with _fail_closed:
             await self.store.insert(record)
+        if self.max_sessions_per_user is not None and user_id is not None:
+            await self._trim(user_id, record.key, now)
         return token
+
+    async def _trim(self, user_id: str, new_key: str, now: float) -> None:
+        """End the oldest live sessions of ``user_id`` beyond ``max_sessions_per_user``."""
+        assert self.max_sessions_per_user is not None
+        with _fail_closed:
+            records = {
+                r.key: r
+                for ref in self._codec.user_refs(user_id)
+                for r in await self.store.list_user(ref)
+                if r.expires_at > now and r.absolute_at > now and r.key != new_key
+            }
+            older = sorted(records.values(), key=lambda r: r.created_at)
+            for record in older[: max(0, len(older) + 1 - self.max_sessions_per_user)]:
+                self._cache.drop(record.key)
+                await self.store.delete(record.key)
 
     async def _find(self, token: object) -> _Found | None:
         """Look up a live session without renewing it (for rotate and update)."""
@@ -350,30 +381,56 @@ class SessionManager:
             record = await self.store.get(token_key(token))
         if record is None or record.expires_at <= now or record.absolute_at <= now:
             return None
-        opened = self._unpack(token, record)
+        if self._overlong(record):
+            return None
+        opened = self._codec.open(token, record)
         if opened is None:
             return None
         return _Found(token, record, now, *opened)
 
     def _successor(self, found: _Found, token: str, data: Any, version: int) -> Record:
-        """The record of ``found``'s session under ``token`` with ``data``, active now."""
+        """The record of ``found``'s session under ``token`` with ``data``, active now.
+
+        Sealed under the newest secret with the newest user reference: a store
+        moves the record's index entry when it writes it.
+        """
         old = found.record
-        key = token_key(token)
-        return Record(
-            key,
-            old.user_ref,
-            self._payload(token, key, old.user_ref, found.user_id, data),
+        return self._codec.record(
+            token,
+            found.user_id,
+            data,
             version,
             old.created_at,
             min(found.now + self.idle_timeout, old.absolute_at),
             old.absolute_at,
         )
 
+    async def _reseal(self, token: str, record: Record, user_id: str | None, data: Any) -> None:
+        """Rewrite a record opened under an older secret under the newest (same version).
+
+        Conditional on the version, so a concurrent change wins; done at most
+        once per session, since the rewritten record is current.
+        """
+        resealed = self._codec.record(
+            token,
+            user_id,
+            data,
+            record.version,
+            record.created_at,
+            record.expires_at,
+            record.absolute_at,
+        )
+        with _fail_closed:
+            await self.store.replace(resealed, expected_version=record.version)
+
     async def validate(self, token: object) -> Session | None:
         """Return the live session of ``token``, or ``None``.
 
         ``None`` for anything that is not a live session's token: malformed
-        (checked without I/O), unknown, expired or revoked. Raises
+        (checked without I/O), unknown, expired or revoked, or a record that
+        does not open (edited at rest, sealed under a secret no longer
+        configured, or given a longer life than ``absolute_timeout``). A record
+        sealed under an older secret is rewritten under the newest. Raises
         :class:`~asyncsess.StoreUnavailable` or :class:`~asyncsess.StoreError`
         when the store fails: never a session it could not check.
         """
@@ -410,14 +467,25 @@ class SessionManager:
             # the same bytes under the same key (so the same token) open to the same session
             session = decoded[2]
             times = (record.version, record.created_at, record.expires_at, record.absolute_at)
-            if session[3:] != times:  # renewed, or rewritten with the same sealed bytes
+            if session[3:] == times:
+                return session
+            if (session.version, session.created, session.absolute_expires) == (
+                record.version,
+                record.created_at,
+                record.absolute_at,
+            ):  # renewed: only the sliding expiry moved
                 session = Session(key, session.user_id, session.data, *times)
                 self._decoded[key] = (decoded[0], decoded[1], session)
-            return session
-        opened = self._unpack(cast(str, token), record)  # a str: it has a lookup key
+                return session
+            # else the fields the seal binds changed: open it again (it will not open)
+        if self._overlong(record):
+            return None
+        opened = self._codec.open(cast(str, token), record)  # a str: it has a lookup key
         if opened is None:
             return None
         user_id, data = opened
+        if not self._codec.is_current(record, user_id):
+            await self._reseal(cast(str, token), record, user_id, data)
         session = Session(
             record.key,
             user_id,
@@ -431,10 +499,8 @@ class SessionManager:
             # flat data makes the session wholly immutable, so it can be handed out again
             if self._peek is not None:  # the store hands out this very record until it changes
                 record.memo = session
-            elif self.decode_cache:
-                if len(self._decoded) >= self.decode_cache:
-                    del self._decoded[next(iter(self._decoded))]
-                self._decoded[key] = (record.payload, record.user_ref, session)
+            else:
+                self._cache.put(key, record.payload, record.user_ref, session)
         return session
 
     async def revoke(self, token: object) -> bool:
@@ -444,33 +510,67 @@ class SessionManager:
         if not self._opened:
             await self._open()
         key = token_key(token)
-        self._decoded.pop(key, None)
+        self._cache.drop(key)
         with _fail_closed:
             return await self.store.delete(key)
 
     async def revoke_all(self, user_id: str, *, keep: object = None) -> int:
-        """End every session of ``user_id`` (but the one of token ``keep``); return the count."""
+        """End every session of ``user_id`` (but the one of token ``keep``); return the count.
+
+        ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
+        """
+        _check_user(user_id)
         if not self._opened:
             await self._open()
         keep_key = token_key(keep) if is_well_formed(keep) else None
         with _fail_closed:
             counts = [
-                await self.store.delete_user(ref, keep=keep_key) for ref in self._user_refs(user_id)
+                await self.store.delete_user(ref, keep=keep_key)
+                for ref in self._codec.user_refs(user_id)
             ]
         return sum(counts)
 
-    async def sessions(self, user_id: str) -> list[SessionInfo]:
-        """List the live sessions of ``user_id``, oldest first (ids and times, no tokens)."""
+    async def revoke_session(self, user_id: str, session_id: object) -> bool:
+        """End one of ``user_id``'s sessions by its id (:attr:`Session.id`, :attr:`SessionInfo.id`).
+
+        Returns ``False`` when ``session_id`` is not the id of one of
+        ``user_id``'s live sessions (another user's, an anonymous one, ended,
+        or not an id at all): "log out that device", owner checked.
+        ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
+        """
+        _check_user(user_id)
+        if type(session_id) is not str or not _SESSION_ID.fullmatch(session_id):
+            return False
         if not self._opened:
             await self._open()
         now = self._clock()
         with _fail_closed:
-            records = [
-                r for ref in self._user_refs(user_id) for r in await self.store.list_user(ref)
-            ]
+            record = await self.store.get(session_id)
+            if record is None or record.expires_at <= now or record.absolute_at <= now:
+                return False
+            if not record.user_ref or record.user_ref not in self._codec.user_refs(user_id):
+                return False
+            self._cache.drop(session_id)
+            return await self.store.delete(session_id)
+
+    async def sessions(self, user_id: str) -> list[SessionInfo]:
+        """List the live sessions of ``user_id``, oldest first (ids and times, no tokens).
+
+        ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
+        """
+        _check_user(user_id)
+        if not self._opened:
+            await self._open()
+        now = self._clock()
+        with _fail_closed:
+            records = {
+                r.key: r
+                for ref in self._codec.user_refs(user_id)
+                for r in await self.store.list_user(ref)
+            }
         return [
             SessionInfo(r.key, r.version, r.created_at, r.expires_at, r.absolute_at)
-            for r in sorted(records, key=lambda r: r.created_at)
+            for r in sorted(records.values(), key=lambda r: r.created_at)
             if r.expires_at > now and r.absolute_at > now
         ]
 
@@ -478,20 +578,27 @@ class SessionManager:
         """Move the session of ``token`` to a new token and end the old one.
 
         The session keeps its data, version, creation and absolute expiry.
-        Returns ``None`` when ``token`` is not a live session.
+        Returns ``None`` when ``token`` is not a live session. The old record
+        is deleted only if it is still at the version read: a concurrent
+        update is carried over (rotate reads again); if the session keeps
+        changing, :class:`~asyncsess.SessionConflict` is raised.
         """
-        found = await self._find(token)
-        if found is None:
-            return None
-        new = new_token()
-        rotated = self._successor(found, new, found.data, found.record.version)
-        self._decoded.pop(found.record.key, None)
-        with _fail_closed:
-            await self.store.insert(rotated)
-            if not await self.store.delete(found.record.key):
-                await self.store.delete(rotated.key)
+        found = None
+        for _ in range(_UPDATE_RETRIES):
+            found = await self._find(token)
+            if found is None:
                 return None
-        return new
+            new = new_token()
+            version = found.record.version
+            rotated = self._successor(found, new, found.data, version)
+            self._cache.drop(found.record.key)
+            with _fail_closed:
+                await self.store.insert(rotated)
+                if await self.store.delete(found.record.key, expected_version=version):
+                    return new
+                await self.store.delete(rotated.key)  # changed or ended meanwhile: read again
+        assert found is not None
+        raise SessionConflict(found.record.version, None)
 
     async def update(
         self, token: object, data: Mapping[str, Any], *, version: int | None = None
@@ -501,6 +608,7 @@ class SessionManager:
         With ``version``, the write happens only if the session is still at
         that version; otherwise :class:`~asyncsess.SessionConflict` is raised.
         Without it, concurrent updates are applied one after the other.
+        ``data`` is checked as in :meth:`create`.
         """
         for _ in range(_UPDATE_RETRIES):
             found = await self._find(token)
@@ -509,7 +617,7 @@ class SessionManager:
             current = found.record.version
             if version is not None and current != version:
                 raise SessionConflict(version, current)
-            body = self._check_new(found.user_id, data)
+            body = self._check_data(data)
             new = self._successor(found, found.token, body, current + 1)
             with _fail_closed:
                 if await self.store.replace(new, expected_version=current):
@@ -592,7 +700,7 @@ class SessionManager:
         """
         if not self._opened:
             await self._open()
-        self._decoded.clear()
+        self._cache.clear()
         total = await self._sweep_until(self._clock() + _FOREVER, progress)
         with _fail_closed:
             total += await self.store.wipe()

@@ -5,7 +5,10 @@ opens (each sealed blob names its secret by a 4-byte fingerprint). User ids
 are replaced in stores by a keyed hash (HMAC-SHA256) so that sessions can be
 listed and revoked per user without the store learning who the user is.
 
-Sealed layout: ``b"\\x01" | key id (4) | nonce (12) | ciphertext and tag``.
+Sealed layout: ``b"\\x02" | key id (4) | nonce (12) | ciphertext and tag``. Format 2
+seals under the same key derivation as format 1; the caller's associated data
+changed (it now binds a record's lifetime and version, see ``asyncsess._codec``),
+so blobs of format 1 are refused rather than tried.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .exceptions import ConfigurationError
 __all__ = ["MIN_SECRET_BYTES", "Keyring", "SealError", "normalize_secrets"]
 
 MIN_SECRET_BYTES = 32
-_FORMAT = b"\x01"
+_FORMAT = b"\x02"
 _NONCE = 12
 _HEADER = 1 + 4 + _NONCE
 _ADVICE = (
@@ -106,7 +109,7 @@ class Keyring:
     def open(self, token: str, blob: bytes, aad: bytes) -> bytes:
         """Decrypt a blob made by :meth:`seal`; raise :class:`SealError` if it does not open."""
         if len(blob) < _HEADER + 16 or blob[:1] != _FORMAT:
-            raise SealError("not a sealed session record")
+            raise SealError(f"not a sealed session record of format {_FORMAT[0]}")
         secret = self._by_id.get(blob[1:5])
         if secret is None:
             raise SealError("sealed under a secret that is no longer configured")
@@ -114,6 +117,15 @@ class Keyring:
             return self._token_key(secret, token).decrypt(blob[5:_HEADER], blob[_HEADER:], aad)
         except InvalidTag as exc:
             raise SealError("sealed record failed authentication") from exc
+
+    @property
+    def rotating(self) -> bool:
+        """Whether more than one secret is configured (older ones only open)."""
+        return len(self._secrets) > 1
+
+    def sealed_with_newest(self, blob: bytes) -> bool:
+        """Tell whether ``blob`` (made by :meth:`seal`) names the newest secret."""
+        return blob[1:5] == self._secrets[0].key_id
 
     def user_refs(self, user_id: str) -> list[str]:
         """Return the keyed hashes of ``user_id`` under every secret, newest first."""

@@ -20,11 +20,13 @@ class Session(NamedTuple):
 
     ``data`` is a read-only mapping; change it with ``SessionManager.update``,
     passing ``version`` to refuse lost updates. ``id`` identifies the session
-    without being a token (it cannot be used to authenticate).
+    without being a token (it cannot be used to authenticate; it is what
+    ``SessionManager.revoke_session`` takes). ``user_id`` is ``None`` for an
+    anonymous session (``SessionManager.create(None)``).
     """
 
     id: str
-    user_id: str
+    user_id: str | None
     data: Mapping[str, Any]
     version: int
     created: float

@@ -6,6 +6,15 @@ the token's SHA-256), never see a user id in privacy mode (only a keyed hash,
 :class:`~asyncsess.SessionManager` decides everything else: expiry, renewal,
 sealing, versions.
 
+Each record belongs to the user named by its ``user_ref``, which the store
+indexes so that :meth:`Store.list_user` and :meth:`Store.delete_user` find it;
+an empty ``user_ref`` is a session without a user (anonymous), which the store
+keeps out of every user index. :meth:`Store.replace` may change a record's
+``user_ref`` (the manager moves records to the newest secret's reference):
+the store moves the index entry in the same atomic step. Where that takes
+several steps (Redis Cluster), a stale index entry may be left behind, so
+``list_user`` and ``delete_user`` check each record's owner.
+
 A new backend is one module with a :class:`Store` subclass that passes
 ``tests/stores/test_conformance.py``; register its URL scheme in
 :mod:`asyncsess.stores._registry` or through the ``asyncsess.stores``
@@ -28,6 +37,7 @@ class Record:
 
     ``expires_at`` is when the store may drop the record (the sliding idle
     expiry, never past ``absolute_at``); times are seconds since the epoch.
+    ``user_ref`` is ``""`` for a session without a user (never indexed).
     ``memo`` is the manager's: stores leave it alone (an in-process store that
     hands out the same object again lets the manager skip decoding it).
     """
@@ -117,26 +127,38 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def insert(self, record: Record) -> None:
-        """Store a new record (its key is fresh: 256 random bits hashed)."""
+        """Store a new record (its key is fresh: 256 random bits hashed).
+
+        It joins the index of its ``user_ref`` (none when ``user_ref`` is ``""``).
+        """
 
     @abc.abstractmethod
     async def replace(self, record: Record, *, expected_version: int) -> bool:
         """Overwrite the record under ``record.key`` only if it is at ``expected_version``.
 
-        Returns ``False`` when the record is missing or at another version.
+        The new record may have another ``user_ref``: its index entry moves with
+        it in the same step. Returns ``False`` when the record is missing or at
+        another version.
         """
 
     @abc.abstractmethod
-    async def delete(self, key: str) -> bool:
-        """Delete one record; ``True`` if this call deleted it."""
+    async def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete one record (only if it is at ``expected_version``, when given).
+
+        ``True`` if this call deleted it.
+        """
 
     @abc.abstractmethod
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
-        """Delete every record of ``user_ref`` except the one keyed ``keep``; return the count."""
+        """Delete every record of ``user_ref`` except the one keyed ``keep``; return the count.
+
+        ``user_ref`` is never ``""``. A store may delete in several steps (none
+        holding the backend for long); a record inserted meanwhile may survive.
+        """
 
     @abc.abstractmethod
     async def list_user(self, user_ref: str) -> list[Record]:
-        """Return every record of ``user_ref`` (expired ones may be included)."""
+        """Return every record of ``user_ref`` (expired ones may be included; never ``""``)."""
 
     @abc.abstractmethod
     async def sweep(self, now: float, *, limit: int) -> int:

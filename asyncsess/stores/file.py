@@ -5,14 +5,18 @@ Layout under the root (directories 0700, files 0600)::
     .key                      the store's own secret, when none is configured
     s/<key[:2]>/<key>         one session record (JSON), replaced atomically
     u/<h[:2]>/<h>/<key>       empty marker: session <key> belongs to user hash <h>
+                              (none for a session without a user)
 
 Writes go to a temporary file that is fsynced and renamed over the target.
 Every rewrite or deletion of an existing record holds ``flock`` on it and
 re-checks, after locking, that the path still names the locked inode, so two
 processes sharing the directory neither lose a compare-and-set update nor
-resurrect a deleted session. Each operation is one call to a worker thread
-(through ``aiofiles``). A file that does not parse is treated as missing and
-removed. POSIX only (``fcntl``).
+resurrect a deleted session. A rewrite that moves a record to another user
+reference adds the new marker before and removes the old one after writing,
+holding the record's lock; deleting a user's sessions re-checks each record's
+owner under its lock (a marker left stale by a crash is then removed). Each
+operation is one call to a worker thread (through ``aiofiles``). A file that
+does not parse is treated as missing and removed. POSIX only (``fcntl``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from urllib.request import url2pathname
 from aiofiles.os import wrap
 
 from ..exceptions import ConfigurationError
+from ..sealing import MIN_SECRET_BYTES
 from .base import Record, Renewal, Store
 
 __all__ = ["FileStore"]
@@ -165,18 +170,39 @@ class FileStore(Store):
             self._locked(key, lambda p, r: None)  # re-read under lock; removes it if still bad
         return record
 
-    def _unmark(self, record: Record) -> None:
-        user_dir = self._user_dir(record.user_ref)
-        (user_dir / record.key).unlink(missing_ok=True)
+    def _mark(self, record: Record) -> None:
+        if not record.user_ref:
+            return  # a session without a user is in no user's index
+        marker = self._user_dir(record.user_ref) / record.key
+        for _ in range(10):
+            marker.parent.parent.mkdir(mode=0o700, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                marker.parent.mkdir(mode=0o700)
+            try:
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+                return
+            except FileNotFoundError:
+                continue  # the user's directory was pruned in between
+
+    def _unmark(self, user_ref: str, key: str) -> None:
+        if not user_ref:
+            return
+        user_dir = self._user_dir(user_ref)
+        (user_dir / key).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             user_dir.rmdir()
 
-    def _remove(self, key: str) -> bool:
+    def _remove(self, key: str, expected_version: int | None = None, owner: str = "") -> bool:
+        """Delete ``key`` under its lock if it is at ``expected_version`` and ``owner``'s."""
+
         def remove(path: Path, record: Record | None) -> bool:
-            if record is None:
+            if record is None or expected_version not in (None, record.version):
+                return False
+            if owner and record.user_ref != owner:  # a stale marker: the record moved
+                self._unmark(owner, key)
                 return False
             path.unlink()
-            self._unmark(record)
+            self._unmark(record.user_ref, record.key)
             return True
 
         return self._locked(key, remove)
@@ -191,7 +217,7 @@ class FileStore(Store):
     def _secret_sync(self) -> bytes:
         path = self.root / ".key"
         try:
-            return path.read_bytes()
+            return self._checked_secret(path, path.read_bytes())
         except FileNotFoundError:
             pass
         tmp = self.root / f".key.{secrets.token_hex(6)}.tmp"
@@ -204,7 +230,17 @@ class FileStore(Store):
         with contextlib.suppress(FileExistsError):
             os.link(tmp, path)  # first process wins; the others read its key
         tmp.unlink()
-        return path.read_bytes()
+        return self._checked_secret(path, path.read_bytes())
+
+    @staticmethod
+    def _checked_secret(path: Path, secret: bytes) -> bytes:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"the file store's key file {path} holds {len(secret)} bytes, fewer than "
+                f"{MIN_SECRET_BYTES}: pass secret=... (sessions sealed under that key stop "
+                "opening), or remove the file to have a new key made"
+            )
+        return secret
 
     def _get_sync(self, key: str, renew: Renewal | None) -> Record | None:
         record = self._read(key)
@@ -224,16 +260,7 @@ class FileStore(Store):
         return [self._get_sync(key, renew) for key in keys]
 
     def _insert_sync(self, record: Record) -> None:
-        marker = self._user_dir(record.user_ref) / record.key
-        for _ in range(10):
-            marker.parent.parent.mkdir(mode=0o700, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                marker.parent.mkdir(mode=0o700)
-            try:
-                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
-                break
-            except FileNotFoundError:
-                continue  # the user's directory was pruned in between
+        self._mark(record)  # the marker first: never a record its user cannot find
         path = self._path(record.key)
         path.parent.mkdir(mode=0o700, exist_ok=True)
         self._write(path, _encode(record))
@@ -242,7 +269,12 @@ class FileStore(Store):
         def cas(path: Path, current: Record | None) -> bool:
             if current is None or current.version != expected_version:
                 return False
+            moved = current.user_ref != record.user_ref
+            if moved:
+                self._mark(record)
             self._write(path, _encode(record))
+            if moved:
+                self._unmark(current.user_ref, current.key)
             return True
 
         return self._locked(record.key, cas)
@@ -254,7 +286,9 @@ class FileStore(Store):
             return []
 
     def _delete_user_sync(self, user_ref: str, keep: str | None) -> int:
-        return sum(self._remove(key) for key in self._markers(user_ref) if key != keep)
+        return sum(
+            self._remove(key, owner=user_ref) for key in self._markers(user_ref) if key != keep
+        )
 
     def _list_user_sync(self, user_ref: str) -> list[Record]:
         records = []
@@ -262,7 +296,7 @@ class FileStore(Store):
             record = self._read(key)
             if record is None:
                 (self._user_dir(user_ref) / key).unlink(missing_ok=True)
-            else:
+            elif record.user_ref == user_ref:  # else moved to another reference meanwhile
                 records.append(record)
         return records
 
@@ -277,7 +311,7 @@ class FileStore(Store):
             if record is None or record.expires_at > now:
                 return False
             path.unlink()
-            self._unmark(record)
+            self._unmark(record.user_ref, record.key)
             return True
 
         removed = 0
@@ -345,9 +379,9 @@ class FileStore(Store):
         """Rewrite ``record.key`` under lock if it is at ``expected_version``."""
         return await _thread(self._replace_sync, record, expected_version)
 
-    async def delete(self, key: str) -> bool:
-        """Delete one record under its lock."""
-        return await _thread(self._remove, key)
+    async def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete one record under its lock (if it is at ``expected_version``, when given)."""
+        return await _thread(self._remove, key, expected_version)
 
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
         """Delete the user's sessions listed by their markers."""

@@ -42,33 +42,44 @@ class MemoryStore(Store):
                 self._records[key] = record = renewed
         return record
 
+    def _index(self, record: Record) -> None:
+        if record.user_ref:
+            self._users.setdefault(record.user_ref, set()).add(record.key)
+
+    def _unindex(self, record: Record) -> None:
+        keys = self._users.get(record.user_ref)
+        if keys is not None:
+            keys.discard(record.key)
+            if not keys:
+                del self._users[record.user_ref]
+
     async def insert(self, record: Record) -> None:
-        """Store a new record."""
+        """Store a new record (in its user's index unless it has no user)."""
         self._records[record.key] = record
-        self._users.setdefault(record.user_ref, set()).add(record.key)
+        self._index(record)
 
     async def replace(self, record: Record, *, expected_version: int) -> bool:
-        """Overwrite ``record.key`` if it is at ``expected_version``."""
+        """Overwrite ``record.key`` if it is at ``expected_version`` (moving its index entry)."""
         current = self._records.get(record.key)
         if current is None or current.version != expected_version:
             return False
         self._records[record.key] = record
+        if current.user_ref != record.user_ref:
+            self._unindex(current)
+            self._index(record)
         return True
 
-    def _forget(self, key: str) -> bool:
-        record = self._records.pop(key, None)
-        if record is None:
+    def _forget(self, key: str, expected_version: int | None = None) -> bool:
+        record = self._records.get(key)
+        if record is None or expected_version not in (None, record.version):
             return False
-        keys = self._users.get(record.user_ref)
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._users[record.user_ref]
+        del self._records[key]
+        self._unindex(record)
         return True
 
-    async def delete(self, key: str) -> bool:
-        """Delete one record."""
-        return self._forget(key)
+    async def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete one record (if it is at ``expected_version``, when given)."""
+        return self._forget(key, expected_version)
 
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
         """Delete every record of ``user_ref`` but ``keep``."""

@@ -7,12 +7,14 @@ One document per session, ``_id`` being the record key (the token's hash)::
      "expires_ts": float,       # Record.expires_at, exact
      "expires_at": ISODate}     # the same instant rounded up to the ms, for the TTL index
 
-A TTL index (``expireAfterSeconds=0``) on ``expires_at`` lets the server drop
-expired sessions by itself; the manager still checks expiry on every read, and
-:meth:`MongoStore.sweep` deletes in bounded batches. Every call runs under
-``pymongo.timeout(timeout)``, and driver errors become
-:class:`~asyncsess.StoreUnavailable` (connection, server selection, timeouts)
-or :class:`~asyncsess.StoreError`, the cause chained.
+``user_ref`` is ``""`` for a session without a user; a rewrite sets every
+field in one ``update_one``, so a record moving to another user reference
+moves in the same step. A TTL index (``expireAfterSeconds=0``) on
+``expires_at`` lets the server drop expired sessions by itself; the manager
+still checks expiry on every read, and :meth:`MongoStore.sweep` deletes in
+bounded batches. Every call runs under ``pymongo.timeout(timeout)``, and
+driver errors become :class:`~asyncsess.StoreUnavailable` (connection, server
+selection, timeouts) or :class:`~asyncsess.StoreError`, the cause chained.
 
 An app-owned database or collection of PyMongo's async API can be passed in
 instead of a URL; it is never closed. (Motor, deprecated by MongoDB in favour
@@ -285,9 +287,12 @@ class MongoStore(Store):
         )
         return bool(result.matched_count)
 
-    async def delete(self, key: str) -> bool:
-        """Delete one record; ``True`` if this call deleted it."""
-        result = await self._run("delete", lambda: self._collection.delete_one({"_id": key}))
+    async def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete one record (if at ``expected_version``, when given); ``True`` if deleted."""
+        query: dict[str, Any] = {"_id": key}
+        if expected_version is not None:
+            query["version"] = expected_version
+        result = await self._run("delete", lambda: self._collection.delete_one(query))
         return bool(result.deleted_count)
 
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:

@@ -23,14 +23,19 @@ user, so sessions spread over the cluster and each single-session operation
 (``get`` and its renewal, ``replace``'s compare-and-set) is atomic. Operations
 touching a session *and* its index run in steps, not one script: ``insert``
 and ``replace`` write the index entry first, then the record (a record never
-lives without one); ``delete`` deletes the record, then the entry;
+lives without one), and a record moved to another user reference loses its old
+entry last; ``delete`` deletes the record, then the entry;
 ``delete_user`` reads the index, then deletes each record (checking its owner)
 and the entries, so a session inserted meanwhile may survive it; ``list_user``
 and ``sweep`` are not snapshots. A failed step leaves at most a stale entry,
 which reads skip and ``sweep`` removes. With a hash tag in the prefix
 (``prefix="{sessions}:"``) every key lands in one slot and the single-node
 scripts, atomic but reaching keys they derive from the prefix, are used.
-``wipe`` and ``sweep`` scan every primary.
+``wipe`` and ``sweep`` scan every primary. ``delete_user`` works through the
+index 1,000 records at a time (one script each on a single node), so revoking
+100,000 sessions never holds Redis in one long call. A session without a user
+(``user_ref`` ``""``) has no index entry: Redis expires it, and ``sweep`` never
+sees it.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 P = ParamSpec("P")
 _SCAN = 1000
+_CHUNK = 1000  # records one script deletes at most: Redis runs nothing else meanwhile
 _IDLE = 8  # connections kept for reads: the batcher keeps at most max_in_flight busy
 _PACKED = struct.Struct(">dddiH")
 _UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
@@ -83,18 +89,26 @@ local function index_add(k)
   redis.call('PEXPIREAT', k, ARGV[3])
 end
 """
-# KEYS[1] record [, KEYS[2] index]; ARGV 1-3 as _INDEX, 4 expected version ('' to
-# insert), 5 the record, 6 its expiry in ms.
+# KEYS[1] record [, KEYS[2] its index: none without a user]; ARGV 1-3 as _INDEX, 4
+# expected version ('' to insert), 5 the record, 6 its expiry in ms, 7 the index key
+# prefix (single node; '' leaves the entry of a record moved to another user to the
+# caller). Returns false if not at the expected version, else the owner it had ('' none).
 _PUT = (
     _INDEX
+    + _RECORD
     + """
+local was = ''
 if ARGV[4] ~= '' then
   local r = redis.call('GET', KEYS[1])
-  if not r or struct.unpack('>i', r, 25) ~= tonumber(ARGV[4]) then return 0 end
+  if not r or struct.unpack('>i', r, 25) ~= tonumber(ARGV[4]) then return false end
+  was = owner(r)
 end
 redis.call('SET', KEYS[1], ARGV[5], 'PXAT', ARGV[6])
 if KEYS[2] then index_add(KEYS[2]) end
-return 1
+if was ~= '' and ARGV[7] ~= '' and ARGV[7] .. was .. '}' ~= KEYS[2] then
+  redis.call('ZREM', ARGV[7] .. was .. '}', ARGV[1])
+end
+return was
 """
 )
 # KEYS records found due for renewal; ARGV now, threshold, until, until in ms. Re-checks
@@ -124,7 +138,8 @@ end
 return rows
 """
 )
-# KEYS[1] record; ARGV owner ('' any), member, index key prefix ('' to leave the index).
+# KEYS[1] record; ARGV owner ('' any), member, index key prefix ('' to leave the index),
+# expected version ('' any). Returns false if not deleted, else its owner ('' none).
 _DELETE = (
     _RECORD
     + """
@@ -132,18 +147,21 @@ local r = redis.call('GET', KEYS[1])
 if not r then return false end
 local u = owner(r)
 if ARGV[1] ~= '' and u ~= ARGV[1] then return false end
+if ARGV[4] ~= '' and struct.unpack('>i', r, 25) ~= tonumber(ARGV[4]) then return false end
 redis.call('DEL', KEYS[1])
-if ARGV[3] ~= '' then redis.call('ZREM', ARGV[3] .. u .. '}', ARGV[2]) end
+if ARGV[3] ~= '' and u ~= '' then redis.call('ZREM', ARGV[3] .. u .. '}', ARGV[2]) end
 return u
 """
 )
 # KEYS[1] index (single node only: reaches the records it names); ARGV record key
-# prefix, user_ref, key to keep.
+# prefix, user_ref, key to keep, chunk. Deletes the records (checking their owner) and
+# entries of the index's first `chunk` members; returns {deleted, members read}.
 _DELETE_USER = (
     _RECORD
     + """
 local n = 0
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
+for _, m in ipairs(members) do
   if m ~= ARGV[3] then
     local k = ARGV[1] .. m .. '}'
     local r = redis.call('GET', k)
@@ -151,7 +169,7 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('ZREM', KEYS[1], m)
   end
 end
-return n
+return {n, #members}
 """
 )
 # KEYS[1] record; ARGV now. 0 gone, 1 deleted (expired), else its live expires_at.
@@ -416,54 +434,73 @@ class RedisStore(Store):
             rows = [row[0] for row in found]
         return [self._record(r.key, row) for r, row in zip(due, rows, strict=True)]
 
-    async def _write(self, record: Record, expected: str) -> Any:
+    async def _write(self, record: Record, expected: str) -> bool:
         ukey = self._ukey(record.user_ref)
         args: list[Any] = [
             *(record.key, repr(record.expires_at)),  # the index entry
             _ms(max(record.absolute_at, record.expires_at)),  # and its life
             *(expected, self._pack(record), _ms(record.expires_at)),
+            self._ukey("")[:-1] if self._one_node else "",  # where the old entry is
         ]
+        skey = self._skey(record.key)
         if self._one_node:
-            return await self._put(keys=[self._skey(record.key), ukey], args=args)
-        await self._index(keys=[ukey], args=args)  # index first: never a record without one
-        return await self._put(keys=[self._skey(record.key)], args=args)
+            keys = [skey, ukey] if record.user_ref else [skey]
+            return await self._put(keys=keys, args=args) is not None
+        if record.user_ref:  # index first: never a record its user cannot find
+            await self._index(keys=[ukey], args=args)
+        was = await self._put(keys=[skey], args=args)
+        if was is None:
+            return False
+        if was and was.decode() != record.user_ref:  # moved: then the old entry goes
+            await self._client.zrem(self._ukey(was.decode()), record.key)
+        return True
 
     async def insert(self, record: Record) -> None:
         """Store a new record and add it to its user's index (atomic on one node)."""
         await self._run(self._write, record, "")
 
     async def replace(self, record: Record, *, expected_version: int) -> bool:
-        """Compare-and-set on the version, in one script (after the index step on a cluster)."""
-        return bool(await self._run(self._write, record, str(expected_version)))
+        """Compare-and-set on the version, moving the index entry if the owner changes:
+        one script (after the new index step, before the old one's, on a cluster)."""
+        return await self._run(self._write, record, str(expected_version))
 
-    async def _delete_one(self, key: str) -> bool:
+    async def _delete_one(self, key: str, expected: str) -> bool:
         index = self._ukey("")[:-1] if self._one_node else ""
-        owner = await self._delete(keys=[self._skey(key)], args=["", key, index])
-        if owner is not None and not self._one_node:
+        owner = await self._delete(keys=[self._skey(key)], args=["", key, index, expected])
+        if owner and not self._one_node:
             await self._client.zrem(self._ukey(owner.decode()), key)
         return owner is not None
 
-    async def delete(self, key: str) -> bool:
-        """Delete one record and its index entry."""
-        return await self._run(self._delete_one, key)
+    async def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete one record (if at ``expected_version``, when given) and its index entry."""
+        expected = "" if expected_version is None else str(expected_version)
+        return await self._run(self._delete_one, key, expected)
 
-    async def _delete_all(self, user_ref: str, keep: str | None) -> int:
-        ukey, client = self._ukey(user_ref), self._any
+    async def _delete_chunk(self, user_ref: str, keep: str | None) -> tuple[int, int]:
+        """Delete the records of the index's first ``_CHUNK`` members; (deleted, read)."""
+        ukey = self._ukey(user_ref)
         if self._one_node:
-            args = [self._skey("")[:-1], user_ref, keep or ""]
-            return int(await self._delete_user(keys=[ukey], args=args))
-        members = [m.decode() for m in await client.zrange(ukey, 0, -1)]
+            args = [self._skey("")[:-1], user_ref, keep or "", str(_CHUNK)]
+            deleted, read = await self._delete_user(keys=[ukey], args=args)
+            return int(deleted), int(read)
+        members = [m.decode() for m in await self._any.zrange(ukey, 0, _CHUNK - 1)]
         doomed = [m for m in members if m != keep]
         if not doomed:
-            return 0
-        calls = [(self._skey(member), [user_ref, member, ""]) for member in doomed]
+            return 0, len(members)
+        calls = [(self._skey(member), [user_ref, member, "", ""]) for member in doomed]
         owners = await self._each(self._delete, calls)
         await self._client.zrem(ukey, *doomed)
-        return sum(owner is not None for owner in owners)
+        return sum(owner is not None for owner in owners), len(members)
 
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
-        """Delete the user's records but ``keep``; one script on a single node."""
-        return await self._run(self._delete_all, user_ref, keep)
+        """Delete the user's records but ``keep``, at most ``_CHUNK`` (1,000) per script,
+        so that Redis serves other clients in between."""
+        total = 0
+        while True:
+            deleted, read = await self._run(self._delete_chunk, user_ref, keep)
+            total += deleted
+            if read < _CHUNK:
+                return total
 
     async def _list(self, user_ref: str) -> list[Record]:
         members = [m.decode() for m in await self._any.zrange(self._ukey(user_ref), 0, -1)]

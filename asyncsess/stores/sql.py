@@ -9,7 +9,9 @@ name. Every statement runs in AUTOCOMMIT mode: each call is a single statement
 
 ``user_ref`` is a 64-character keyed hash in privacy mode (the default); with
 privacy mode off it is the plaintext user id, which must fit in 255 characters
-(compared byte-wise on MySQL/MariaDB, which pad trailing spaces).
+(compared byte-wise on MySQL/MariaDB, which pad trailing spaces); ``""`` for a
+session without a user. A rewrite sets every column in one ``UPDATE``, so a
+record moving to another user reference moves in the same statement.
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ class SQLStore(Store):
             .where(t.c.key == b("where_key"), t.c.version == b("expected"))
             .values({k: v for k, v in fields.items() if k != "key"}),
             "delete": sa.delete(t).where(t.c.key == b("key")),
+            "delete_at": sa.delete(t).where(t.c.key == b("key"), t.c.version == b("version")),
             "delete_user": sa.delete(t).where(t.c.user_ref == b("user_ref"), t.c.key != b("keep")),
             "list_user": sa.select(t).where(t.c.user_ref == b("user_ref")).order_by(t.c.created_at),
             "wipe": sa.delete(t),
@@ -515,9 +518,11 @@ class SQLStore(Store):
         params.update(where_key=params.pop("key"), expected=expected_version)
         return await self._write("replace", **params) == 1
 
-    async def delete(self, key: str) -> bool:
-        """Delete one record; ``True`` if it existed."""
-        return await self._write("delete", key=key) > 0
+    async def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete one record (if at ``expected_version``, when given); ``True`` if it existed."""
+        if expected_version is None:
+            return await self._write("delete", key=key) > 0
+        return await self._write("delete_at", key=key, version=expected_version) > 0
 
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
         """Delete the records of ``user_ref`` (but ``keep``) in one statement."""

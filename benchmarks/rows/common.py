@@ -89,7 +89,7 @@ class _Recorder(Store):
     async def replace(self, record: Record, *, expected_version: int) -> bool:
         raise NotImplementedError
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, *, expected_version: int | None = None) -> bool:
         raise NotImplementedError
 
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:

@@ -194,17 +194,19 @@ async def test_secret_rotation(store: Store, clock: FakeClock) -> None:
     rotated = SessionManager(store, secret=[OTHER_SECRET, SECRET], clock=clock)
     new_only = SessionManager(store, secret=OTHER_SECRET, clock=clock)
     before = await old.create("alice", {"k": "v"})
+    untouched = await old.create("alice", {"k": "u"})
     after = await rotated.create("alice", {"k": "w"})
-    session = await rotated.validate(before)
+    session = await rotated.validate(before)  # re-sealed under the newest secret
     assert session is not None and session.data["k"] == "v"
     assert (await rotated.validate(after)) is not None
-    assert len(await rotated.sessions("alice")) == 2
+    assert len(await rotated.sessions("alice")) == 3
     if type(store).persistent:
-        # the newest secret seals: without the old one, old sessions do not open
-        assert await new_only.validate(before) is None
+        # the newest secret seals: without the old one, untouched old sessions do not open
+        assert await new_only.validate(untouched) is None
+        assert (await new_only.validate(before)) is not None
         assert (await new_only.validate(after)) is not None
         assert await old.validate(after) is None
-    assert await rotated.revoke_all("alice") == 2
+    assert await rotated.revoke_all("alice") == 3
 
 
 async def test_sweep_in_batches(store: Store, clock: FakeClock) -> None:
