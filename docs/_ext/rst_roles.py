@@ -6,13 +6,16 @@ to the object's entry in the API reference when it has one (an *optional*
 cross-reference: a name with no entry, such as a third-party class, stays
 plain code and warns of nothing); ``~`` shows the last dotted part only, as
 Sphinx does. ``::`` becomes ``:``; the indented block after it is already a
-Markdown code block. The source is not changed, only what the site shows.
+Markdown code block. An attribute documented by ``#:`` comments above it
+(which griffe does not read) gets them as its docstring. The source is not
+changed, only what the site shows.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from typing import Any
 
 import griffe
@@ -48,7 +51,24 @@ def markdown(text: str, obj: griffe.Object) -> str:
     return _LITERAL.sub(lambda m: f"{m.group(1)}:" if m.group(1) else "", text)
 
 
+def _comment_docstring(obj: griffe.Object) -> None:
+    """Give an attribute documented by ``#:`` comments above it (Sphinx style) that text."""
+    if obj.docstring is not None or not obj.is_attribute or obj.lineno is None:
+        return
+    if not isinstance(obj.filepath, Path) or obj.filepath not in obj.lines_collection:
+        return
+    lines = obj.lines_collection[obj.filepath]
+    comments: list[str] = []
+    index = obj.lineno - 2  # the line above the attribute (lineno is 1-based)
+    while index >= 0 and lines[index].strip().startswith("#:"):
+        comments.insert(0, lines[index].strip()[2:].strip())
+        index -= 1
+    if comments:
+        obj.docstring = griffe.Docstring(" ".join(comments), parent=obj)
+
+
 def _walk(obj: griffe.Object) -> None:
+    _comment_docstring(obj)
     if obj.docstring is not None:
         obj.docstring.value = markdown(obj.docstring.value, obj)
     for member in obj.members.values():
