@@ -11,10 +11,12 @@ errors are mapped to the most specific class here and chained (``from exc``)::
     ├── SessionConflict           a versioned update lost against a concurrent one
     └── AccountError              an accounts operation was refused
         ├── InvalidUsername       the username is empty, too long or has control characters
-        ├── InvalidPassword       the password is empty or too long
+        ├── InvalidPassword       the password is empty, too long, too short (new), the
+        │                         username, or refused by the app's password check
         ├── UserExists            the (normalised) username is taken
         ├── UnknownUser           no user has that username
-        └── LoginThrottled        too many login attempts: wait ``retry_after`` seconds
+        └── LoginThrottled        too many login attempts (``scope``: client, username,
+                                  device) or hashes queued (busy): wait ``retry_after`` s
 
 ``validate`` never raises for a bad token: it returns ``None``. A store failure
 is never turned into a valid session: it raises :class:`StoreUnavailable`
@@ -81,7 +83,8 @@ class InvalidUsername(AccountError, ValueError):
 
 
 class InvalidPassword(AccountError, ValueError):
-    """The password is not acceptable (empty, too long, not a str)."""
+    """The password is not acceptable (empty, too long, not a str; a new one also too short,
+    the username, or refused by ``Accounts(password_check=...)``)."""
 
 
 class UserExists(AccountError):
@@ -93,9 +96,19 @@ class UnknownUser(AccountError, LookupError):
 
 
 class LoginThrottled(AccountError):
-    """Too many login attempts for this username or client; retry after ``retry_after`` s."""
+    """Too many login attempts, or passwords being checked; retry after ``retry_after`` s.
+
+    ``scope`` is ``"client"``, ``"username"`` or ``"device"`` (a limit of
+    :class:`~asyncsess.accounts.LoginLimits`), or ``"busy"`` (the password
+    hasher's queue is full).
+    """
 
     def __init__(self, retry_after: float, scope: str) -> None:
         self.retry_after = retry_after
         self.scope = scope
-        super().__init__(f"too many login attempts for this {scope}; retry in {retry_after:.1f} s")
+        what = (
+            "too many passwords are being checked at once"
+            if scope == "busy"
+            else f"too many login attempts for this {scope}"
+        )
+        super().__init__(f"{what}; retry in {retry_after:.1f} s")

@@ -18,8 +18,10 @@ from ._batching import Batcher
 from ._cache import DecodeCache
 from ._codec import Codec
 from .accounts.core import Accounts
+from .accounts.devices import DeviceTokens
 from .accounts.login import login as _login
-from .accounts.user import User
+from .accounts.throttle import LoginLimits
+from .accounts.user import User, normalize_username
 from .config import duration, settings_from_env, settings_from_mapping
 from .exceptions import (
     AsyncsessError,
@@ -212,12 +214,23 @@ class SessionManager:
                 raise ConfigurationError(f"{name} must be a RateLimiter, not {limiter!r}")
         self.accounts = accounts
         self.login_limiter = login_limiter
-        # One limiter may serve both: its keys are "user:<name>" and "client:<address>".
-        self.client_limiter = client_limiter if client_limiter is not None else login_limiter
-        if accounts is not None:  # a new password or a deleted user ends every session
-            accounts.on_password_change = accounts.on_delete = self._end_sessions_of
-        for limiter in {id(x): x for x in (self.login_limiter, self.client_limiter) if x}.values():
-            self._background.append(limiter.cleanup_task)  # bounds the memory limiter's keys
+        self.client_limiter = client_limiter
+        self._login_limits: LoginLimits | None = None
+        if accounts is not None:
+            accounts.subscribe(self._end_sessions_of)  # ends sessions here; the app's hooks stay
+            # the accounts' limits (on by default), with this manager's limiters in their place
+            limits = accounts.limits.replace(username=login_limiter, client=client_limiter)
+            self._login_limits = limits
+            for limiter in limits.limiters():
+                self._background.append(limiter.cleanup_task)  # bounds a memory limiter's keys
+        # device tokens are signed under the secret; in process without one, a per-process key
+        self._devices = (
+            DeviceTokens(secrets, clock=self._clock)
+            if secrets
+            else DeviceTokens.for_process(clock=self._clock)
+            if self._in_process
+            else None
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Self:
@@ -664,15 +677,27 @@ class SessionManager:
     async def _end_sessions_of(self, user: User) -> None:
         await self.revoke_all(user.id)
 
-    async def login(self, username: str, password: str, *, client: str | None = None) -> str | None:
+    async def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        client: str | None = None,
+        device: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> str | None:
         """Authenticate against ``accounts`` and return a new session's token, or ``None``.
 
-        Attempts are counted per username by ``login_limiter`` and per
-        ``client`` (e.g. the remote address) by ``client_limiter``; over a
-        limit, :class:`~asyncsess.LoginThrottled` (``retry_after``, ``scope``)
-        is raised. A success resets the username's count. The session's user
-        id is ``user.id`` and its data ``{"username": user.username}``. See
-        :mod:`asyncsess.accounts.login`.
+        Failed attempts are limited per username (default 100 an hour, ASVS
+        2.2.1; ``login_limiter`` replaces it) and per ``client`` address
+        (default 1000 an hour, IPv6 per /64; ``client_limiter``), see
+        ``accounts.limits``. ``device``, a token from :meth:`device_token` of an
+        earlier login of this username, puts the attempt under that device's
+        own limit instead of the username's, so an attacker cannot lock the
+        owner out. Over a limit, :class:`~asyncsess.LoginThrottled`
+        (``retry_after``, ``scope``) is raised. The session's user id is
+        ``user.id`` and its data ``data`` (e.g. an anonymous cart) with
+        ``{"username": user.username}``. See :mod:`asyncsess.accounts.login`.
         """
         if self.accounts is None:
             raise ConfigurationError(
@@ -684,9 +709,29 @@ class SessionManager:
             username,
             password,
             client=client,
-            user_limiter=self.login_limiter,
-            client_limiter=self.client_limiter,
+            device=device,
+            data=data,
+            limits=self._login_limits,
+            devices=self._devices,
         )
+
+    def device_token(self, username: str) -> str:
+        """Issue a fresh device token for ``username``; call it after a successful :meth:`login`.
+
+        Keep it on the client (a long-lived cookie) and pass it to
+        :meth:`login` as ``device``. Signed under the newest ``secret``
+        (every configured secret verifies); a ``memory://`` manager without a
+        secret signs with a random per-process key (its sessions die with the
+        process too). Raises :class:`~asyncsess.ConfigurationError` when a
+        persistent store's manager has no ``secret``, and
+        :class:`~asyncsess.InvalidUsername` for a username no user can have.
+        """
+        if self._devices is None:
+            raise ConfigurationError(
+                "device tokens are signed with the manager's secret: pass secret=... "
+                "(a store's own key file is not used for them)"
+            )
+        return self._devices.issue(normalize_username(username))
 
     async def logout(self, token: object) -> bool:
         """End the session of ``token`` (:meth:`revoke`); ``True`` if it existed."""

@@ -141,11 +141,12 @@ def test_demo() -> None:
 def test_users_create_and_delete(tmp_path: Path) -> None:
     db = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     env = {"ASYNCSESS_URL": db, "ASYNCSESS_SECRET": SECRET}
-    created = run("users", "create", "Alice", "--password-stdin", env=env, stdin="s3cret pw\n")
+    password = "s3cret passphrase\n"
+    created = run("users", "create", "Alice", "--password-stdin", env=env, stdin=password)
     assert created.returncode == 0, created.stderr
     verb, noun, name, user_id = created.stdout.split()
     assert (verb, noun, name) == ("created", "user", "alice")
-    again = run("users", "create", "alice", "--password-stdin", env=env, stdin="other\n")
+    again = run("users", "create", "alice", "--password-stdin", env=env, stdin=password)
     assert again.returncode == 1 and "exists" in again.stderr
     no_password = run("users", "create", "bob", env=env)
     assert no_password.returncode == 2 and "--password-stdin" in no_password.stderr

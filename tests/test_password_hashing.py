@@ -82,6 +82,8 @@ async def test_verify_and_needs_rehash() -> None:
         {"time_cost": True},
         {"max_concurrency": 0},
         {"max_concurrency": "4"},
+        {"max_waiting": -1},
+        {"max_waiting": 1.5},
     ],
 )
 def test_bad_parameters_are_configuration_errors(bad: dict[str, object]) -> None:
@@ -149,7 +151,7 @@ async def test_event_loop_keeps_ticking_while_20_logins_hash() -> None:
     The same measure with a hasher that works on the loop sees gaps of a whole hash.
     (On a quiet machine the gap is ~1/10 of a login; 1/2 leaves room for a busy one.)
     """
-    params = {"time_cost": 1, "memory_cost": 32 * 1024, "parallelism": 1}
+    params = {"time_cost": 1, "memory_cost": 32 * 1024, "parallelism": 1, "max_waiting": 32}
     async with Accounts("memory://", hasher=PasswordHasher(**params)) as accounts:
         await accounts.create_user("alice", PASSWORD)
         durations = []

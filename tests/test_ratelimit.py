@@ -1,14 +1,20 @@
-"""RateLimiter (GCRA) on memory and on the machine's Redis: exact under concurrency, exact
-retry_after with an injected clock, reset, key layout and TTLs, and idle-key cleanup."""
+"""RateLimiter on memory and on the machine's Redis: at most N hits in any window of one
+period (checked against a brute-force model over long random sequences), exact under
+concurrency, exact retry_after with an injected clock, refund, reset, keyed key hashing,
+TTLs, and idle-key cleanup."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis import Redis as SyncRedis
 from redis import RedisError
 from redis.asyncio import Redis
@@ -21,6 +27,7 @@ from tests.conftest import FakeClock
 pytestmark = pytest.mark.anyio
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+SECRET = "a test secret for the rate limiter, 32+ bytes"
 MakeLimiter = Callable[..., RateLimiter]
 
 
@@ -45,7 +52,11 @@ async def make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[MakeLimi
     created: list[RateLimiter] = []
     options: dict[str, Any] = {}
     if request.param == "redis":
-        options = {"store": REDIS_URL, "prefix": request.getfixturevalue("redis_prefix")}
+        options = {
+            "store": REDIS_URL,
+            "prefix": request.getfixturevalue("redis_prefix"),
+            "secret": SECRET,
+        }
 
     def make(rate: str = "5/minute", **kwargs: Any) -> RateLimiter:
         limiter = RateLimiter(rate, **{**options, **kwargs})
@@ -90,6 +101,10 @@ def test_bad_rates_are_configuration_errors(text: object) -> None:
     [
         {"burst": 0},
         {"burst": 1.5},
+        {"rate": "3/minute", "burst": 4},
+        {"rate": "100001/hour"},
+        {"secret": "short"},
+        {"store": REDIS_URL},  # a Redis limiter needs a secret
         {"store": "nope://x"},
         {"store": 42},
         {"cleanup_interval": 0},
@@ -126,20 +141,23 @@ async def test_exactly_n_of_1000_concurrent_hits(
 async def test_retry_after_is_exact_with_an_injected_clock(
     make_limiter: MakeLimiter, clock: FakeClock
 ) -> None:
-    limiter = make_limiter("3/minute", clock=clock)  # one hit per 20 s, 3 at once
+    limiter = make_limiter("3/minute", clock=clock)  # 3 in any minute, all 3 at once
     assert [await limiter.hit("k") for _ in range(3)] == [
         Decision(True, 2, 0.0),
         Decision(True, 1, 0.0),
         Decision(True, 0, 0.0),
     ]
-    assert await limiter.hit("k") == Decision(False, 0, 20.0)
+    assert await limiter.hit("k") == Decision(False, 0, 60.0)
     clock.advance(5)
-    assert await limiter.hit("k") == Decision(False, 0, 15.0)  # refused hits are not counted
-    clock.advance(15)
-    assert await limiter.hit("k") == Decision(True, 0, 0.0)
-    assert await limiter.hit("k") == Decision(False, 0, 20.0)
-    clock.advance(40.5)
+    assert await limiter.hit("k") == Decision(False, 0, 55.0)  # refused hits are not counted
+    clock.advance(54)
+    assert await limiter.hit("k") == Decision(False, 0, 1.0)
+    clock.advance(1)  # the three hits of a minute ago have left the window
+    assert await limiter.hit("k") == Decision(True, 2, 0.0)
+    clock.advance(30)
     assert await limiter.hit("k") == Decision(True, 1, 0.0)
+    assert await limiter.hit("k") == Decision(True, 0, 0.0)
+    assert await limiter.hit("k") == Decision(False, 0, 30.0)
     clock.advance(3600)
     assert await limiter.peek("k") == Decision(True, 3, 0.0)
 
@@ -151,11 +169,15 @@ async def test_burst(make_limiter: MakeLimiter, clock: FakeClock) -> None:
     clock.advance(10)
     assert await steady.hit("k") == Decision(True, 0, 0.0)
 
-    bursty = make_limiter("1/second", burst=5, clock=clock)
-    results = [(await bursty.hit("k")).allowed for _ in range(6)]
-    assert results == [True] * 5 + [False]
-    clock.advance(2)
+    # 10 in any 10 s, at most 4 of them in any 4 s
+    bursty = make_limiter("10/10seconds", burst=4, clock=clock)
+    assert [(await bursty.hit("k")).allowed for _ in range(5)] == [True] * 4 + [False]
+    assert await bursty.peek("k") == Decision(False, 0, 4.0)
+    clock.advance(4)
+    assert [(await bursty.hit("k")).remaining for _ in range(4)] == [3, 2, 1, 0]
+    clock.advance(4)
     assert [(await bursty.hit("k")).allowed for _ in range(3)] == [True, True, False]
+    assert await bursty.peek("k") == Decision(False, 0, 2.0)  # the period's 10 are used
 
 
 async def test_peek_does_not_count(make_limiter: MakeLimiter, clock: FakeClock) -> None:
@@ -165,8 +187,8 @@ async def test_peek_does_not_count(make_limiter: MakeLimiter, clock: FakeClock) 
     await limiter.hit("k")
     assert await limiter.peek("k") == Decision(True, 1, 0.0)
     await limiter.hit("k")
-    assert await limiter.peek("k") == Decision(False, 0, 30.0)
-    assert await limiter.peek("k") == Decision(False, 0, 30.0)
+    assert await limiter.peek("k") == Decision(False, 0, 60.0)
+    assert await limiter.peek("k") == Decision(False, 0, 60.0)
 
 
 async def test_reset_and_independent_keys(make_limiter: MakeLimiter, clock: FakeClock) -> None:
@@ -190,13 +212,13 @@ async def test_keys_must_be_str(make_limiter: MakeLimiter) -> None:
 
 async def test_redis_keys_are_hashed_and_expire(redis_prefix: str, clock: FakeClock) -> None:
     async with Redis.from_url(REDIS_URL) as client:
-        limiter = RateLimiter("3/minute", store=client, prefix=redis_prefix)  # server clock
-        await limiter.hit("user:alice@example.com")
+        limiter = RateLimiter("3/minute", store=client, prefix=redis_prefix, secret=SECRET)
+        await limiter.hit("user:alice@example.com")  # on the server's clock
         await limiter.hit("user:alice@example.com")
         keys = [key async for key in client.scan_iter(match=redis_prefix + "*")]
         assert len(keys) == 1
         assert b"alice" not in keys[0]
-        assert 20_000 < await client.pttl(keys[0]) <= 40_000  # until the TAT passes
+        assert 59_000 < await client.pttl(keys[0]) <= 60_000  # a period after the last hit
         await limiter.aclose()
         assert await client.ping()  # an app-owned client stays open
         assert limiter.tracked_keys() is None
@@ -205,32 +227,35 @@ async def test_redis_keys_are_hashed_and_expire(redis_prefix: str, clock: FakeCl
 
 
 async def test_redis_url_client_is_closed_and_failures_are_mapped(redis_prefix: str) -> None:
-    dead = RateLimiter(store="redis://127.0.0.1:1/0", prefix=redis_prefix, timeout=0.5)
+    dead = RateLimiter(
+        store="redis://127.0.0.1:1/0", prefix=redis_prefix, timeout=0.5, secret=SECRET
+    )
     with pytest.raises(StoreUnavailable):
         await dead.hit("k")
     await dead.aclose()
     with pytest.raises(ConfigurationError):
         RateLimiter(store=object())
     with pytest.raises(ConfigurationError):
-        RateLimiter(store=REDIS_URL, prefix="")
+        RateLimiter(store=REDIS_URL, prefix="", secret=SECRET)
 
 
 async def test_cleanup_drops_only_idle_keys(clock: FakeClock) -> None:
     limiter = RateLimiter("3/minute", clock=clock)
-    await limiter.hit("light")  # TAT = now + 20 s
-    for _ in range(3):
-        await limiter.hit("heavy")  # TAT = now + 60 s
+    await limiter.hit("light")
     for i in range(2500):
         await limiter.hit(f"client:{i}")
+    clock.advance(20)
+    for _ in range(3):
+        await limiter.hit("heavy")  # 20 s later
     assert limiter.tracked_keys() == 2502
     assert await limiter.cleanup() == 0
-    clock.advance(20)
+    clock.advance(40)  # a minute after the first hits, 40 s after heavy's
     before = await limiter.peek("heavy")
     assert await limiter.cleanup() == 2501
     assert limiter.tracked_keys() == 1
     assert await limiter.peek("heavy") == before  # cleanup never changes a decision
     assert await limiter.peek("light") == Decision(True, 3, 0.0)
-    clock.advance(40)
+    clock.advance(20)
     assert await limiter.cleanup() == 1
     assert limiter.tracked_keys() == 0
 
@@ -243,7 +268,7 @@ async def test_cleanup_task_runs_in_the_managers_task_group(clock: FakeClock) ->
         for i in range(100):
             await limiter.hit(f"k{i}")
         assert limiter.tracked_keys() == 100
-        clock.advance(21)
+        clock.advance(60)
         with anyio.fail_after(5):
             while limiter.tracked_keys():
                 await anyio.sleep(0.01)
@@ -255,14 +280,137 @@ async def test_processes_share_counters_but_not_with_other_rates(
 ) -> None:
     """Two limiters of one rate on one Redis act as one (two processes of an app)."""
     first, second, other = (
-        RateLimiter(rate, store=REDIS_URL, prefix=redis_prefix, clock=clock)
+        RateLimiter(rate, store=REDIS_URL, prefix=redis_prefix, clock=clock, secret=SECRET)
         for rate in ("2/minute", "2/minute", "3/minute")
     )
     try:
         assert await first.hit("k") == Decision(True, 1, 0.0)
         assert await second.hit("k") == Decision(True, 0, 0.0)
-        assert await first.hit("k") == Decision(False, 0, 30.0)
+        assert await first.hit("k") == Decision(False, 0, 60.0)
         assert await other.hit("k") == Decision(True, 2, 0.0)
     finally:
         for limiter in (first, second, other):
             await limiter.aclose()
+
+
+def _model(times: list[int], now: int, limits: list[tuple[int, int]]) -> bool:
+    """The rule by brute force: fewer than count allowed hits in (now - window, now]."""
+    return all(sum(now - window < t <= now for t in times) < count for count, window in limits)
+
+
+@st.composite
+def _runs(draw: st.DrawFn) -> tuple[int, int, int, list[int]]:
+    count = draw(st.integers(1, 8))
+    burst = draw(st.integers(1, count))
+    period_ms = draw(st.integers(1, 5000))
+    gap = st.one_of(st.just(0), st.integers(0, period_ms // count + 1), st.integers(0, period_ms))
+    gaps = draw(st.lists(gap, min_size=1, max_size=300))
+    return count, burst, period_ms, gaps
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(run=_runs())
+def test_no_window_of_one_period_holds_more_than_count(
+    backend: str, request: pytest.FixtureRequest, run: tuple[int, int, int, list[int]]
+) -> None:
+    """Long random hit sequences on the injected clock: every decision is the model's, so
+    no window of one period holds more than ``count`` allowed hits, nor any window of
+    ``burst / count`` of it more than ``burst``."""
+    count, burst, period_ms, gaps = run
+    options: dict[str, Any] = {}
+    if backend == "redis":
+        options = {"store": REDIS_URL, "secret": SECRET}
+        options["prefix"] = request.getfixturevalue("redis_prefix") + uuid.uuid4().hex[:8] + ":"
+    clock = FakeClock()
+    window = period_ms * 1000
+    limits = [(count, window), (burst, window * burst // count)]
+
+    async def play() -> list[int]:
+        limiter = RateLimiter(Rate(count, period_ms / 1000), burst=burst, clock=clock, **options)
+        allowed: list[int] = []
+        try:
+            for gap in gaps:
+                clock.advance(gap / 1000)
+                now = round(clock() * 1_000_000)
+                decision = await limiter.hit("k")
+                assert decision.allowed == _model(allowed, now, limits)
+                if decision.allowed:
+                    allowed.append(now)
+        finally:
+            await limiter.aclose()
+        return allowed
+
+    allowed = anyio.run(play)
+    assert all(later - t >= window for t, later in zip(allowed, allowed[count:], strict=False))
+    burst_window = window * burst // count
+    assert all(
+        later - t >= burst_window for t, later in zip(allowed, allowed[burst:], strict=False)
+    )
+
+
+async def test_100_per_hour_means_100_in_any_hour(
+    make_limiter: MakeLimiter, clock: FakeClock
+) -> None:
+    """A GCRA of "100/hour" let 199 through in an hour (100 at once, then one per 36 s)."""
+    limiter = make_limiter("100/hour", clock=clock)
+    allowed = 0
+    for _ in range(3600 // 12):  # a try every 12 s for an hour, 5 at a time
+        allowed += sum([(await limiter.hit("k")).allowed for _ in range(5)])
+        clock.advance(12)
+    assert allowed == 100
+    assert (await limiter.hit("k")).allowed  # an hour after the first hits
+
+
+async def test_refund_takes_back_one_counted_hit(
+    make_limiter: MakeLimiter, clock: FakeClock
+) -> None:
+    limiter = make_limiter("2/minute", clock=clock)
+    first = await limiter.hit("k")
+    clock.advance(1)
+    second = await limiter.hit("k")
+    refused = await limiter.hit("k")
+    assert not refused.allowed
+    assert await limiter.refund("k", refused) is False  # a refused hit was never counted
+    assert await limiter.refund("k", second) is True
+    assert await limiter.refund("k", second) is False
+    assert await limiter.peek("k") == Decision(True, 1, 0.0)
+    assert await limiter.refund("other", first) is False
+    assert await limiter.refund("k", first) is True
+    assert await limiter.peek("k") == Decision(True, 2, 0.0)
+
+
+async def test_a_dump_of_the_redis_keys_gives_no_names_back(redis_prefix: str) -> None:
+    """Keys are HMACs under the secret: hashing known usernames without it finds nothing."""
+    names = [f"user:{name}" for name in ("alice", "bob", "carol@example.com", "203.0.113.7")]
+    limiter = RateLimiter("5/minute", store=REDIS_URL, prefix=redis_prefix, secret=SECRET)
+    other = RateLimiter("5/minute", store=REDIS_URL, prefix=redis_prefix, secret=SECRET[::-1])
+    try:
+        for name in names:
+            await limiter.hit(name)
+            await other.hit(name)  # another secret: other keys
+        async with Redis.from_url(REDIS_URL) as client:
+            dumped = {
+                key.decode()[len(redis_prefix) :]
+                async for key in client.scan_iter(match=redis_prefix + "*")
+            }
+        assert len(dumped) == 2 * len(names)
+        guesses = set()
+        for name in names:
+            for scope in ("", "5/60000000/5\x00", "user:"):
+                raw = (scope + name).encode()
+                guesses |= {
+                    hashlib.sha256(raw).hexdigest()[:32],
+                    hashlib.blake2b(raw, digest_size=16).hexdigest(),
+                    hmac.new(b"", raw, "sha256").hexdigest()[:32],
+                    hmac.new(scope.encode(), name.encode(), "sha256").hexdigest()[:32],
+                }
+        assert not dumped & guesses
+        assert not any(name.split(":")[1].encode().hex() in key for key in dumped for name in names)
+    finally:
+        await limiter.aclose()
+        await other.aclose()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
@@ -12,18 +14,28 @@ from typing import Any, Self
 
 import anyio
 
-from ..exceptions import AccountError, StoreError, UserExists
+from ..exceptions import AccountError, ConfigurationError, InvalidPassword, StoreError, UserExists
 from ..stores.base import Store
 from .backends import UserStore, open_users
 from .hashing import PasswordHasher
-from .user import User, UserRecord, normalize_password, normalize_username
+from .throttle import LoginLimits
+from .user import (
+    MIN_PASSWORD,
+    User,
+    UserRecord,
+    check_new_password,
+    normalize_password,
+    normalize_username,
+)
 
-__all__ = ["Accounts", "UserHook"]
+__all__ = ["Accounts", "PasswordCheck", "UserHook"]
 
 log = logging.getLogger("asyncsess.accounts")
 
-#: An async callback given the user concerned (set by the manager to revoke sessions).
+#: An async callback given the user concerned.
 UserHook = Callable[[User], Awaitable[object]]
+#: Awaited with a new password (normalised); ``False`` refuses it (e.g. found in a breach).
+PasswordCheck = Callable[[str], Awaitable[bool]]
 
 
 def _user(record: UserRecord) -> User:
@@ -49,9 +61,21 @@ class Accounts:
     user can have, as they do for a wrong one. :meth:`change_password` raises
     :class:`~asyncsess.InvalidPassword` for an unacceptable *new* password.
 
-    ``on_password_change`` and ``on_delete`` are awaited with the user after a
-    successful :meth:`change_password` / :meth:`delete_user` (a
-    :class:`~asyncsess.SessionManager` sets them to revoke the user's sessions).
+    A new password needs ``min_password_length`` characters (default 12, ASVS
+    2.1.1), must not be the username, and must pass ``password_check`` if
+    given (an async callable returning ``False`` to refuse it, e.g. a
+    breached-password lookup: ASVS 2.1.7).
+
+    ``limits`` (default :class:`~asyncsess.accounts.LoginLimits`: 100 failed
+    attempts per username an hour, 1000 per client) throttle
+    :meth:`authenticate`, :meth:`change_password` and the manager's login
+    alike; see :mod:`asyncsess.accounts.throttle`.
+
+    ``on_password_change`` and ``on_delete`` are the app's own hooks, awaited
+    with the user after a successful :meth:`change_password` /
+    :meth:`delete_user`. Every :class:`~asyncsess.SessionManager` given these
+    accounts :meth:`subscribe` s besides, to end the user's sessions in its
+    store; neither replaces the other.
     """
 
     def __init__(
@@ -59,12 +83,25 @@ class Accounts:
         store: str | Store | Any,
         *,
         hasher: PasswordHasher | None = None,
+        limits: LoginLimits | None = None,
+        min_password_length: int = MIN_PASSWORD,
+        password_check: PasswordCheck | None = None,
         **options: Any,
     ) -> None:
+        if type(min_password_length) is not int or min_password_length < 1:
+            raise ConfigurationError(
+                f"min_password_length must be an int of at least 1, not {min_password_length!r}"
+            )
+        if limits is not None and not isinstance(limits, LoginLimits):
+            raise ConfigurationError(f"limits must be a LoginLimits, not {limits!r}")
         self.users: UserStore = open_users(store, **options)
         self.hasher = hasher if hasher is not None else PasswordHasher()
+        self.limits = limits if limits is not None else LoginLimits()
+        self.min_password_length = min_password_length
+        self.password_check = password_check
         self.on_password_change: UserHook | None = None
         self.on_delete: UserHook | None = None
+        self._subscribers: list[Callable[[], UserHook | None]] = []
         self._opened = False
         self._open_lock = anyio.Lock()
 
@@ -80,6 +117,42 @@ class Accounts:
                 await self.hasher.prepare()
                 self._opened = True
 
+    def subscribe(self, hook: UserHook) -> None:
+        """Also await ``hook(user)`` after every password change and deletion.
+
+        Subscribers run before the app's ``on_password_change`` / ``on_delete``;
+        a bound method is held weakly (a manager that is gone drops out). Each
+        hook runs even if an earlier one raised; the first error is raised after.
+        """
+        if inspect.ismethod(hook):
+            self._subscribers.append(weakref.WeakMethod(hook))
+        else:
+            self._subscribers.append(lambda: hook)
+
+    async def _notify(self, user: User, own: UserHook | None) -> None:
+        hooks = [hook for ref in self._subscribers if (hook := ref()) is not None]
+        self._subscribers = [ref for ref in self._subscribers if ref() is not None]
+        error: Exception | None = None
+        for hook in [*hooks, own] if own is not None else hooks:
+            try:
+                await hook(user)
+            except Exception as exc:  # noqa: BLE001 - every hook runs; the first error follows
+                log.warning("a hook for user %s failed: %r", user.id, exc)
+                error = error or exc
+        if error is not None:
+            raise error
+
+    async def _new_password(self, name: str, password: object) -> str:
+        """The normalised new password, or :class:`~asyncsess.InvalidPassword`."""
+        plain = normalize_password(password)
+        check_new_password(plain, name, self.min_password_length)
+        if self.password_check is not None and not await self.password_check(plain):
+            raise InvalidPassword(
+                "this password is not allowed (it is known from a data breach or otherwise "
+                "refused); choose another"
+            )
+        return plain
+
     async def create_user(self, username: str, password: str) -> User:
         """Create a user and return it.
 
@@ -87,7 +160,7 @@ class Accounts:
         or, if the normalised username is taken, :class:`~asyncsess.UserExists`.
         """
         name = normalize_username(username)
-        plain = normalize_password(password)
+        plain = await self._new_password(name, password)
         await self._ready()
         if await self.users.get(name) is not None:  # spare the hash; the insert re-checks
             raise UserExists("a user with this username exists already")
@@ -114,13 +187,8 @@ class Accounts:
         record = await self.users.get_by_id(user_id)
         return None if record is None else _user(record)
 
-    async def _check(self, username: object, password: object) -> tuple[UserRecord, str] | None:
+    async def _check(self, name: str, plain: str) -> tuple[UserRecord, str] | None:
         """The user's record and normalised password if they match; the same work if no user."""
-        try:
-            name = normalize_username(username)
-            plain = normalize_password(password)
-        except AccountError:
-            return None  # no user can have it: nothing to hide, nothing to hash
         await self._ready()
         record = await self.users.get(name)
         if record is None:
@@ -130,14 +198,42 @@ class Accounts:
             return None
         return record, plain
 
-    async def authenticate(self, username: object, password: object) -> User | None:
+    async def authenticate(
+        self, username: object, password: object, *, client: str | None = None
+    ) -> User | None:
         """Return the user if ``password`` is theirs, else ``None`` (never raises for input).
 
-        An unknown username costs one verification against a dummy hash, as a
-        wrong password does. On success, a hash made with other parameters than
-        the hasher's is replaced by a new one.
+        Throttled by :attr:`limits` (per username, and per ``client`` address if
+        given): :class:`~asyncsess.LoginThrottled` when over a limit. An unknown
+        username costs one verification against a dummy hash, as a wrong
+        password does. On success, a hash made with other parameters than the
+        hasher's is replaced by a new one.
         """
-        found = await self._check(username, password)
+        return await self._throttled(username, password, client, None, None)
+
+    async def _throttled(
+        self,
+        username: object,
+        password: object,
+        client: str | None,
+        device: str | None,
+        limits: LoginLimits | None,
+    ) -> User | None:
+        """:meth:`authenticate` for :func:`~asyncsess.accounts.login.login`.
+
+        ``device`` is a verified device id; ``limits`` replaces :attr:`limits`.
+        """
+        try:
+            name = normalize_username(username)
+            plain = normalize_password(password)
+        except AccountError:
+            return None  # no user can have it: nothing to hide, nothing to hash, nothing to count
+        return await (limits or self.limits).guard(
+            name, lambda: self._authenticate(name, plain), client=client, device=device
+        )
+
+    async def _authenticate(self, name: str, plain: str) -> User | None:
+        found = await self._check(name, plain)
         if found is None:
             return None
         record, plain = found
@@ -149,27 +245,42 @@ class Accounts:
                 log.warning("could not store the rehashed password of user %s: %s", record.id, exc)
         return _user(record)
 
-    async def change_password(self, username: object, old: object, new: str) -> bool:
+    async def change_password(
+        self, username: object, old: object, new: str, *, client: str | None = None
+    ) -> bool:
         """Set a new password if ``old`` is the current one; ``False`` otherwise.
 
         Raises :class:`~asyncsess.InvalidPassword` if ``new`` is unacceptable
-        (before anything is checked or written). ``False`` also when a
-        concurrent change won. Then awaits ``on_password_change(user)``.
+        (before anything is checked or written). Wrong ``old`` passwords count
+        against :attr:`limits` as failed logins do
+        (:class:`~asyncsess.LoginThrottled` over a limit), so a stolen session
+        cannot guess the password without limit. ``False`` also when a
+        concurrent change won. Then ends the user's sessions in every
+        subscribed manager and awaits ``on_password_change(user)``.
         """
-        plain = normalize_password(new)
-        found = await self._check(username, old)
+        try:
+            name = normalize_username(username)
+            old_plain = normalize_password(old)
+        except AccountError:
+            normalize_password(new)  # an unacceptable new password is still reported
+            return False
+        plain = await self._new_password(name, new)
+        found = await self.limits.guard(name, lambda: self._check(name, old_plain), client=client)
         if found is None:
             return False
         record = found[0]
         encoded = await self.hasher.hash(plain)
         if not await self.users.set_hash(record.id, record.password_hash, encoded):
             return False
-        if self.on_password_change is not None:
-            await self.on_password_change(_user(record))
+        await self._notify(_user(record), self.on_password_change)
         return True
 
     async def delete_user(self, username: object) -> bool:
-        """Delete the user; ``True`` if this call deleted it. Then awaits ``on_delete(user)``."""
+        """Delete the user; ``True`` if this call deleted it.
+
+        Then ends the user's sessions in every subscribed manager and awaits
+        ``on_delete(user)``.
+        """
         try:
             name = normalize_username(username)
         except AccountError:
@@ -178,8 +289,7 @@ class Accounts:
         record = await self.users.get(name)
         if record is None or not await self.users.delete(record.id):
             return False
-        if self.on_delete is not None:
-            await self.on_delete(_user(record))
+        await self._notify(_user(record), self.on_delete)
         return True
 
     async def count_users(self) -> int:

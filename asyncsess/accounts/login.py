@@ -1,23 +1,24 @@
-"""Login: rate limits, then authentication, then a new session (used by the manager).
+"""Login: throttling, then authentication, then a new session (used by the manager).
 
 :meth:`asyncsess.SessionManager.login` is a thin method over :func:`login`,
 so the policy lives here once:
 
-1. the client address (if given) is counted by ``client_limiter`` under
-   ``"client:<address>"``; over its limit, :class:`~asyncsess.LoginThrottled`
-   (``scope="client"``) is raised before anything else happens;
-2. a username that no user can have (see :mod:`asyncsess.accounts.user`)
-   fails (``None``) without being counted;
-3. the normalised username is counted by ``user_limiter`` under
-   ``"user:<username>"``, whether or not such a user exists (so throttling
-   reveals nothing); over its limit, ``LoginThrottled`` (``scope="username"``);
-4. :meth:`Accounts.authenticate <asyncsess.accounts.Accounts.authenticate>`
-   (the same work for an unknown user as for a wrong password);
-5. on success the username's counter is reset (the client's is not: one
-   valid account must not buy a client more guesses at others) and a session
-   is created for ``user.id`` with ``{"username": user.username}`` as data.
+1. a username or password that no user can have (see
+   :mod:`asyncsess.accounts.user`) fails (``None``) without being counted;
+2. a ``device`` token is checked against the normalised username
+   (:mod:`asyncsess.accounts.devices`); a valid one puts the attempt under
+   that device's own limit instead of the username's;
+3. the attempt is counted by ``limits`` (:mod:`asyncsess.accounts.throttle`:
+   per client address, and per username or device, whether or not such a
+   user exists, so throttling reveals nothing); over a limit,
+   :class:`~asyncsess.LoginThrottled` is raised before any hashing;
+4. the password is verified (the same work for an unknown user as for a
+   wrong password); a success takes the counts back: only failures count;
+5. a session is created for ``user.id`` with ``data`` (e.g. an anonymous
+   cart carried over) and ``{"username": user.username}`` as its data.
 
-Limiters hash their keys, so neither usernames nor addresses are stored.
+Limiters hash their keys under a secret, so neither usernames nor addresses
+are stored.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from ..exceptions import AccountError, LoginThrottled
-from ..ratelimit import RateLimiter
+from ..exceptions import AccountError
 from .core import Accounts
+from .devices import DeviceTokens
+from .throttle import LoginLimits
 from .user import normalize_username
 
 __all__ = ["SessionCreator", "login"]
@@ -48,30 +50,27 @@ async def login(
     password: object,
     *,
     client: str | None = None,
-    user_limiter: RateLimiter | None = None,
-    client_limiter: RateLimiter | None = None,
+    device: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    limits: LoginLimits | None = None,
+    devices: DeviceTokens | None = None,
 ) -> str | None:
     """Authenticate and return a new session token, or ``None`` for bad credentials.
 
-    Raises :class:`~asyncsess.LoginThrottled` (with ``retry_after`` seconds and
-    ``scope`` ``"client"`` or ``"username"``) when a limiter refuses the attempt.
+    ``limits`` defaults to ``accounts.limits``; ``device`` is only honoured
+    with ``devices`` to check it. Raises :class:`~asyncsess.LoginThrottled`
+    (with ``retry_after`` seconds and ``scope`` ``"client"``, ``"username"``,
+    ``"device"`` or ``"busy"``) when the attempt is refused unchecked, and
+    ``TypeError`` for ``data`` that is not a mapping.
     """
-    if client is not None and client_limiter is not None:
-        decision = await client_limiter.hit(f"client:{client}")
-        if not decision.allowed:
-            raise LoginThrottled(decision.retry_after, "client")
+    if data is not None and not isinstance(data, Mapping):
+        raise TypeError(f"session data must be a mapping, not {type(data).__name__}")
     try:
         name = normalize_username(username)
     except AccountError:
         return None
-    user_key = f"user:{name}"
-    if user_limiter is not None:
-        decision = await user_limiter.hit(user_key)
-        if not decision.allowed:
-            raise LoginThrottled(decision.retry_after, "username")
-    user = await accounts.authenticate(name, password)
+    device_id = devices.check(device, name) if devices is not None and device else None
+    user = await accounts._throttled(name, password, client, device_id, limits)
     if user is None:
         return None
-    if user_limiter is not None:
-        await user_limiter.reset(user_key)
-    return await sessions.create(user.id, data={"username": user.username})
+    return await sessions.create(user.id, data={**(data or {}), "username": user.username})

@@ -11,6 +11,12 @@ Passwords are ``str`` of 1 to :data:`MAX_PASSWORD` characters (checked before
 anything else, so a 10 MB password costs nothing), encodable as UTF-8. They
 are hashed after NFKC normalisation (NIST SP 800-63B §5.1.1.2), so the same
 password typed as composed or decomposed characters on two devices matches.
+A *new* password (:meth:`Accounts.create_user
+<asyncsess.accounts.Accounts.create_user>`, :meth:`~asyncsess.accounts.Accounts.change_password`)
+must also have at least ``min_length`` characters after normalisation
+(default :data:`MIN_PASSWORD`, 12: OWASP ASVS 4.0.3 V2.1.1) and must not be
+the username (compared as usernames are); existing shorter passwords still
+log in (ASVS V2.1.9: no other composition rules).
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from ..exceptions import InvalidPassword, InvalidUsername
 __all__ = [
     "MAX_PASSWORD",
     "MAX_USERNAME",
+    "MIN_PASSWORD",
     "User",
     "UserRecord",
+    "check_new_password",
     "normalize_password",
     "normalize_username",
 ]
@@ -35,6 +43,8 @@ __all__ = [
 MAX_USERNAME: Final = 150
 #: Longest password, in characters (argon2 accepts more; nobody types more).
 MAX_PASSWORD: Final = 1024
+#: Shortest new password by default, in characters (ASVS 2.1.1).
+MIN_PASSWORD: Final = 12
 # NFKC can shrink a string (composition), so allow some slack before normalising.
 _MAX_RAW_USERNAME: Final = 4 * MAX_USERNAME
 # Cc control, Cf format (zero-width, bidi), Cs surrogate, Co private use, Cn unassigned,
@@ -101,3 +111,15 @@ def normalize_password(password: object) -> str:
     except UnicodeEncodeError:
         raise InvalidPassword("a password must be valid Unicode (no lone surrogates)") from None
     return unicodedata.normalize("NFKC", password)
+
+
+def check_new_password(plain: str, name: str, min_length: int) -> None:
+    """Refuse a (normalised) new password shorter than ``min_length`` or equal to ``name``."""
+    if len(plain) < min_length:
+        raise InvalidPassword(f"a password must be at least {min_length} characters long")
+    try:
+        same = normalize_username(plain) == name
+    except InvalidUsername:
+        same = False
+    if same:
+        raise InvalidPassword("a password must not be the username")

@@ -1,14 +1,15 @@
 """The Redis side of :class:`asyncsess.RateLimiter`: one Lua script, atomic (imported lazily).
 
-Each key ``{prefix}<blake2b(key)>`` holds the TAT in integer microseconds and
-expires (``PX``) when the TAT passes, i.e. as soon as it carries no
-information, so Redis needs no cleanup. Works on Redis 6.2+/Valkey and on
-Redis Cluster (one key per call).
+Each key ``{prefix}<HMAC of the key>`` is a list of the last ``count`` counted
+hit times (integer microseconds, oldest first) and expires (``PEXPIRE``) one
+period after its newest hit, i.e. as soon as it carries no information, so
+Redis needs no cleanup. A refund is one ``LREM``. Works on Redis 6.2+/Valkey
+and on Redis Cluster (one key per call).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -18,34 +19,45 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .exceptions import ConfigurationError, StoreError, StoreUnavailable
+from ..exceptions import ConfigurationError, StoreError, StoreUnavailable
 
 __all__ = ["RedisBackend"]
 
 T = TypeVar("T")
 
-# KEYS[1] the key; ARGV: now (µs, or "" for the server's clock), interval (µs), burst,
-# "1" to record an allowed hit. Returns {allowed, remaining, retry_after_us}.
-_GCRA = """
+# KEYS[1] the key (a list of counted hit times, oldest first). ARGV: now (µs, or "" for the
+# server's clock), "1" to record an allowed hit, then (count, window µs) pairs, the first the
+# longest. Returns {allowed, remaining, retry_after_us, now}: decide() in core.py, in Lua.
+_STEP = """
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local interval = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - burst * interval
-if now < allow_at then
-  return {0, 0, allow_at - now}
+local log = redis.call('LRANGE', KEYS[1], 0, -1)
+local len = #log
+local retry, remaining = 0, 100000
+for i = 3, #ARGV, 2 do
+  local count, window = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local inside = 0
+  for j = len, 1, -1 do
+    if tonumber(log[j]) > now - window then inside = inside + 1 else break end
+  end
+  if inside >= count then
+    local wait = tonumber(log[len - count + 1]) + window - now
+    if wait > retry then retry = wait end
+  elseif count - 1 - inside < remaining then
+    remaining = count - 1 - inside
+  end
 end
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[1], string.format('%d', new_tat),
-             'PX', string.format('%d', math.ceil((new_tat - now) / 1000)))
+local stamp = string.format('%d', now)
+if retry > 0 then return {0, 0, retry, stamp} end
+if ARGV[2] == '1' then
+  redis.call('RPUSH', KEYS[1], stamp)
+  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[4]) / 1000))
 end
-return {1, math.floor((now - allow_at) / interval), 0}
+return {1, remaining, 0, stamp}
 """
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError)
 
@@ -86,7 +98,7 @@ class RedisBackend:
         self._slots = anyio.Semaphore(slots)
         self._prefix = prefix
         self._timeout = timeout
-        self._script = client.register_script(_GCRA)
+        self._script = client.register_script(_STEP)
 
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -102,20 +114,26 @@ class RedisBackend:
             raise StoreError(f"the rate limiter's Redis failed: {type(exc).__name__}") from exc
 
     async def step(
-        self, key: str, now: int | None, interval: int, burst: int, store: bool
-    ) -> tuple[bool, int, int]:
+        self, key: str, now: int | None, limits: Sequence[tuple[int, int]], store: bool
+    ) -> tuple[bool, int, int, int]:
         """Run the script once."""
-        args = ["" if now is None else now, interval, burst, "1" if store else "0"]
+        args: list[str | int] = ["" if now is None else now, "1" if store else "0"]
+        args += [n for limit in limits for n in limit]
         reply = await self._run(lambda: self._script(keys=[self._prefix + key], args=args))
-        allowed, remaining, retry = (int(x) for x in reply)
-        return bool(allowed), remaining, retry
+        allowed, remaining, retry, stamp = (int(x) for x in reply)
+        return bool(allowed), remaining, retry, stamp
+
+    async def refund(self, key: str, stamp: int) -> bool:
+        """Remove the newest entry equal to ``stamp`` (LREM from the tail)."""
+        removed = await self._run(lambda: self._client.lrem(self._prefix + key, -1, str(stamp)))
+        return bool(removed)
 
     async def reset(self, key: str) -> bool:
         """DEL the key."""
         deleted = await self._run(lambda: self._client.delete(self._prefix + key))
         return bool(deleted)
 
-    async def cleanup(self, clock: Callable[[], int]) -> int:
+    async def cleanup(self, now: Callable[[], int], window: int) -> int:
         """Nothing to do: keys expire by themselves."""
         return 0
 
