@@ -414,3 +414,15 @@ async def test_a_dump_of_the_redis_keys_gives_no_names_back(redis_prefix: str) -
     finally:
         await limiter.aclose()
         await other.aclose()
+
+
+async def test_memory_stays_bounded_without_the_cleanup_task(clock: FakeClock) -> None:
+    """Every counted hit drops idle keys at the front (an Accounts used without a manager)."""
+    limiter = RateLimiter("3/minute", clock=clock)
+    for i in range(1000):
+        await limiter.hit(f"old:{i}")
+    clock.advance(60)
+    for i in range(1000):
+        await limiter.hit(f"new:{i}")
+    assert limiter.tracked_keys() == 1000
+    assert await limiter.peek("new:0") == Decision(True, 2, 0.0)  # live keys are kept

@@ -21,7 +21,8 @@ process, as its counters are); a Redis limiter, shared by processes, needs
 - ``memory://``: a dict; no ``await`` between reading and writing a key,
   so concurrent hits are exact. Keys with no hit inside the longest window
   are dropped by :meth:`RateLimiter.cleanup_task`, meant to run in the
-  manager's task group (the manager runs it for its login limiters).
+  manager's task group (the manager runs it for its login limiters), and,
+  two at a time, by every counted hit, so memory stays bounded without it.
 - ``redis://``, ``rediss://`` (``+cluster`` too) or an existing
   ``redis.asyncio`` client: one Lua script per call (atomic), keys under
   ``prefix`` (default ``"asyncsess-rl:"``, disjoint from the session store's
@@ -156,10 +157,25 @@ class _Memory:
         log = self.logs.get(key, [])
         allowed, remaining, retry = decide(log, now, limits)
         if allowed and store:
+            self._evict(now - limits[0][1])
             self.logs[key] = log
             bisect.insort(log, now)
             del log[: -limits[0][0]]
         return allowed, remaining, retry, now
+
+    def _evict(self, oldest_kept: int) -> None:
+        """Look at the two keys at the front: drop an idle one, send a live one to the back.
+
+        So a limiter without :meth:`RateLimiter.cleanup_task` (an ``Accounts``
+        used alone) still holds little more than the keys hit within a period.
+        """
+        for _ in range(2):
+            key = next(iter(self.logs), None)
+            if key is None:
+                return
+            log = self.logs.pop(key)
+            if log[-1] > oldest_kept:
+                self.logs[key] = log
 
     async def refund(self, key: str, stamp: int) -> bool:
         log = self.logs.get(key)
