@@ -1,0 +1,5 @@
+"""``python -m benchmarks.soak``: see :mod:`benchmarks.soak.run`."""
+
+from .run import main
+
+main()
