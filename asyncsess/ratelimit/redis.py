@@ -63,7 +63,7 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, RedisClusterException, 
 
 
 class RedisBackend:
-    """GCRA steps as one ``EVALSHA`` each; see the module docstring."""
+    """Sliding-log steps as one ``EVALSHA`` each; see the module docstring."""
 
     def __init__(self, store: str | Any, *, prefix: str, timeout: float) -> None:
         if not prefix:
