@@ -302,9 +302,11 @@ def _model(times: list[int], now: int, limits: list[tuple[int, int]]) -> bool:
 def _runs(draw: st.DrawFn) -> tuple[int, int, int, list[int]]:
     count = draw(st.integers(1, 8))
     burst = draw(st.integers(1, count))
-    period_ms = draw(st.integers(1, 5000))
+    # Redis expires a key one period after its last hit in *real* time: a period of 20 s
+    # or more outlasts any run, whatever the injected clock says
+    period_ms = draw(st.integers(20_000, 3_600_000))
     gap = st.one_of(st.just(0), st.integers(0, period_ms // count + 1), st.integers(0, period_ms))
-    gaps = draw(st.lists(gap, min_size=1, max_size=300))
+    gaps = draw(st.lists(gap, min_size=100, max_size=400))
     return count, burst, period_ms, gaps
 
 
