@@ -104,6 +104,30 @@ async def test_every_manager_and_the_apps_hooks_run(tmp_path: Path) -> None:
             assert await api.validate(tokens[1]) is None
 
 
+async def test_subscribers_run_until_unsubscribed_and_every_hook_runs() -> None:
+    calls: list[str] = []
+
+    async def audit(user: User) -> None:
+        calls.append(f"audit {user.username}")
+
+    async def failing(user: User) -> None:
+        calls.append("failing")
+        raise RuntimeError("the app's hook failed")
+
+    async with Accounts("memory://", hasher=FAST) as accounts:
+        accounts.subscribe(failing)
+        accounts.subscribe(audit)
+        accounts.on_password_change = audit
+        await accounts.create_user("alice", PASSWORD)
+        with pytest.raises(RuntimeError):  # raised after every hook has run
+            await accounts.change_password("alice", PASSWORD, "a new passphrase")
+        assert calls == ["failing", "audit alice", "audit alice"]
+        assert accounts.unsubscribe(failing) is True
+        assert accounts.unsubscribe(failing) is False
+        assert await accounts.change_password("alice", "a new passphrase", PASSWORD)
+        assert calls[3:] == ["audit alice", "audit alice"]
+
+
 async def test_login_is_throttled_by_default(clock: FakeClock) -> None:
     """No limiter configured: 100 failed attempts per normalised username an hour (ASVS
     2.2.1), known user or not, and 1000 per client address."""

@@ -129,6 +129,12 @@ class Accounts:
         else:
             self._subscribers.append(lambda: hook)
 
+    def unsubscribe(self, hook: UserHook) -> bool:
+        """Stop awaiting ``hook`` (as given to :meth:`subscribe`); ``True`` if it was there."""
+        before = len(self._subscribers)
+        self._subscribers = [ref for ref in self._subscribers if ref() not in (hook, None)]
+        return len(self._subscribers) < before
+
     async def _notify(self, user: User, own: UserHook | None) -> None:
         hooks = [hook for ref in self._subscribers if (hook := ref()) is not None]
         self._subscribers = [ref for ref in self._subscribers if ref() is not None]
@@ -157,7 +163,8 @@ class Accounts:
         """Create a user and return it.
 
         Raises :class:`~asyncsess.InvalidUsername`, :class:`~asyncsess.InvalidPassword`
-        or, if the normalised username is taken, :class:`~asyncsess.UserExists`.
+        or, if the normalised username is taken, :class:`~asyncsess.UserExists`;
+        :class:`~asyncsess.LoginThrottled` (``"busy"``) when the hasher's queue is full.
         """
         name = normalize_username(username)
         plain = await self._new_password(name, password)
