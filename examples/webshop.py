@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import secrets
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any
 from jinja2 import DictLoader, Environment, select_autoescape
 
 from asyncsess import SessionInfo
+from asyncsess.integrations import RequestSession
 
 log = logging.getLogger("asyncsess.example")
 
@@ -97,7 +98,26 @@ def templates() -> Environment:
     return env
 
 
-def add_to_cart(session: dict[str, Any] | Any, sku: str) -> bool:
+def page_context(
+    session: RequestSession,
+    flashes: list[dict[str, str]],
+    csrf_token: str,
+    title: str,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What every page shows: the user, flash messages, the CSRF token for forms, the cart."""
+    return {
+        "title": title,
+        "username": session.get("username") if session.user_id else None,
+        "flashes": flashes,
+        "csrf_token": csrf_token,
+        "cart": cart_lines(session),
+        "products": PRODUCTS,
+        **extra,
+    }
+
+
+def add_to_cart(session: MutableMapping[str, Any], sku: str) -> bool:
     """Put one ``sku`` in the session's cart (``{"lines": {sku: qty}}``); ``False`` if unknown."""
     if sku not in PRODUCTS:
         return False

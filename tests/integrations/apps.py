@@ -29,10 +29,10 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from asyncsess import SessionManager
+from asyncsess.integrations import RequestSession
 from asyncsess.integrations import aiohttp as aio
 from asyncsess.integrations import fastapi as fa
 from asyncsess.integrations import starlette as st
-from asyncsess.integrations._request_session import RequestSession
 
 Json = dict[str, Any]
 
