@@ -19,6 +19,7 @@ from asyncsess import (
     InvalidUsername,
     LoginThrottled,
     SessionManager,
+    StoreUnavailable,
     User,
 )
 from asyncsess.accounts import Accounts, LoginLimits, PasswordHasher
@@ -265,6 +266,21 @@ async def test_a_burst_beyond_the_hashers_queue_is_refused_at_once() -> None:
             assert await mgr.login("alice", "a wrong password") is None
         with pytest.raises(LoginThrottled):
             await mgr.login("alice", "a wrong password")
+
+
+async def test_a_limiter_that_cannot_count_fails_the_login_closed() -> None:
+    dead = RateLimiter("100/hour", store="redis://127.0.0.1:1/0", secret=SECRET, timeout=0.5)
+    async with (
+        Accounts("memory://", hasher=FAST, limits=LoginLimits(username=dead)) as accounts,
+        SessionManager("memory://", accounts=accounts) as mgr,
+    ):
+        await accounts.create_user("alice", PASSWORD)
+        with pytest.raises(StoreUnavailable):
+            await mgr.login("alice", PASSWORD)
+        with pytest.raises(StoreUnavailable):
+            await accounts.authenticate("alice", PASSWORD)
+        assert await mgr.count() == (0, 0)
+    await dead.aclose()
 
 
 async def test_wipe_deletes_sessions_and_accounts() -> None:
