@@ -33,9 +33,9 @@ class CountingStore(MemoryStore):
         self.calls += 1
         return await super().get(key, renew=renew)
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, *, expected_version: int | None = None) -> bool:
         self.calls += 1
-        return await super().delete(key)
+        return await super().delete(key, expected_version=expected_version)
 
 
 anything = st.recursive(
@@ -108,3 +108,26 @@ async def test_validate_of_live_token_does_one_store_call() -> None:
     before = store.calls
     assert await mgr.validate(token) is not None
     assert store.calls - before == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("user_id", "error"),
+    [(42, TypeError), (None, TypeError), (b"alice", TypeError), (["alice"], TypeError),
+     ("", ValueError)],
+)  # fmt: skip
+async def test_user_calls_refuse_a_bad_user_id_without_io(user_id: object, error: type) -> None:
+    store = CountingStore()
+    mgr = SessionManager(store)
+    await mgr.create("alice")
+    before = store.calls
+    with pytest.raises(error, match="user_id"):
+        await mgr.sessions(user_id)  # type: ignore[arg-type]
+    with pytest.raises(error, match="user_id"):
+        await mgr.revoke_all(user_id)  # type: ignore[arg-type]
+    with pytest.raises(error, match="user_id"):
+        await mgr.revoke_session(user_id, "0" * 64)  # type: ignore[arg-type]
+    if user_id is not None:
+        with pytest.raises(error, match="user_id"):
+            await mgr.create(user_id)  # type: ignore[arg-type]
+    assert store.calls == before

@@ -9,7 +9,8 @@ sealing, versions.
 Each record belongs to the user named by its ``user_ref``, which the store
 indexes so that :meth:`Store.list_user` and :meth:`Store.delete_user` find it;
 an empty ``user_ref`` is a session without a user (anonymous), which the store
-keeps out of every user index. :meth:`Store.replace` may change a record's
+keeps out of every user index (``list_user("")`` is empty, ``delete_user("")``
+deletes nothing). :meth:`Store.replace` may change a record's
 ``user_ref`` (the manager moves records to the newest secret's reference):
 the store moves the index entry in the same atomic step. Where that takes
 several steps (Redis Cluster), a stale index entry may be left behind, so
@@ -152,13 +153,13 @@ class Store(abc.ABC):
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
         """Delete every record of ``user_ref`` except the one keyed ``keep``; return the count.
 
-        ``user_ref`` is never ``""``. A store may delete in several steps (none
+        ``""`` names no user (0). A store may delete in several steps (none
         holding the backend for long); a record inserted meanwhile may survive.
         """
 
     @abc.abstractmethod
     async def list_user(self, user_ref: str) -> list[Record]:
-        """Return every record of ``user_ref`` (expired ones may be included; never ``""``)."""
+        """Return every record of ``user_ref`` (expired ones may be included; none for ``""``)."""
 
     @abc.abstractmethod
     async def sweep(self, now: float, *, limit: int) -> int:

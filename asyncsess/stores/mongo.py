@@ -297,6 +297,8 @@ class MongoStore(Store):
 
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
         """Delete every record of ``user_ref`` but ``keep``; return the count."""
+        if not user_ref:  # names no user: sessions without one are in no index
+            return 0
         query: dict[str, Any] = {"user_ref": user_ref}
         if keep is not None:
             query["_id"] = {"$ne": keep}
@@ -305,6 +307,8 @@ class MongoStore(Store):
 
     async def list_user(self, user_ref: str) -> list[Record]:
         """Return every record of ``user_ref``, expired ones included."""
+        if not user_ref:
+            return []
 
         async def find() -> list[Record]:
             return [_record(doc) async for doc in self._collection.find({"user_ref": user_ref})]

@@ -526,10 +526,14 @@ class SQLStore(Store):
 
     async def delete_user(self, user_ref: str, *, keep: str | None = None) -> int:
         """Delete the records of ``user_ref`` (but ``keep``) in one statement."""
+        if not user_ref:  # names no user: sessions without one are in no index
+            return 0
         return await self._write("delete_user", user_ref=user_ref, keep=keep or "")
 
     async def list_user(self, user_ref: str) -> list[Record]:
         """Return every record of ``user_ref``, oldest first (expired ones included)."""
+        if not user_ref:
+            return []
         async with self._connect() as conn:
             rows, _ = await self._run(conn, "list_user", user_ref=user_ref)
         return [_record(row) for row in rows]

@@ -92,17 +92,32 @@ async def test_size_is_bounded_and_zero_turns_it_off(store: Store, clock: FakeCl
     small = SessionManager(store, secret=SECRET, clock=clock, decode_cache=2)
     off = SessionManager(store, secret=SECRET, clock=clock, decode_cache=0)
     tokens = [await small.create(f"user-{i}", {"i": i}) for i in range(5)]
-    for _ in range(2):
-        sessions = [await small.validate(t) for t in tokens]
-        assert [s.data["i"] if s else None for s in sessions] == list(range(5))
-    assert len(small._decoded) == 2
-    assert await small.validate(tokens[4]) is sessions[4]  # among the newest two
-    first, second = await off.validate(tokens[0]), await off.validate(tokens[0])
-    assert first == second and first is not second
-    assert not off._decoded
+    first = [await small.validate(t) for t in tokens]
+    again = [await small.validate(t) for t in reversed(tokens)][::-1]  # newest first
+    assert [s.data["i"] if s else None for s in again] == list(range(5))
+    # the oldest go first: only the newest two of the first pass are handed out again
+    assert [a is b for a, b in zip(first, again, strict=True)] == [False] * 3 + [True] * 2
+    a, b = await off.validate(tokens[0]), await off.validate(tokens[0])
+    assert a == b and a is not b
+
+
+@pytest.mark.parametrize("store_spec", PERSISTENT, indirect=True)
+async def test_memory_is_bounded_in_bytes_too(store: Store, clock: FakeClock) -> None:
+    """Few large sessions fill the byte bound long before the entry bound."""
+    mgr = SessionManager(store, secret=SECRET, clock=clock, decode_cache_bytes=40_000)
+    tokens = [await mgr.create(f"user-{i}", {"i": i, "blob": "x" * 8000}) for i in range(5)]
+    first = [await mgr.validate(t) for t in tokens]
+    again = [await mgr.validate(t) for t in reversed(tokens)][::-1]  # newest first
+    assert all(s is not None and s.data["blob"] == "x" * 8000 for s in again)
+    kept = [a is b for a, b in zip(first, again, strict=True)]
+    assert kept[-1] and not any(kept[:2])  # about two fit in 40 kB: the newest stay
+    small = [await mgr.create(f"small-{i}", {"i": i}) for i in range(20)]
+    first = [await mgr.validate(t) for t in small]
+    assert all([await mgr.validate(t) is s for t, s in zip(small, first, strict=True)])
 
 
 @pytest.mark.parametrize("size", [-1, 1.5, "10"])
-def test_a_bad_size_says_what_to_fix(size: object) -> None:
-    with pytest.raises(ConfigurationError, match="decode_cache must be an int >= 0"):
-        asyncsess.SessionManager("memory://", decode_cache=size)  # type: ignore[arg-type]
+@pytest.mark.parametrize("option", ["decode_cache", "decode_cache_bytes"])
+def test_a_bad_size_says_what_to_fix(option: str, size: object) -> None:
+    with pytest.raises(ConfigurationError, match=f"{option} must be an int >= 0"):
+        asyncsess.SessionManager("memory://", **{option: size})  # type: ignore[arg-type]

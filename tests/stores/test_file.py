@@ -67,6 +67,17 @@ async def test_permissions_and_key_file(tmp_path: Path) -> None:
     assert await again.validate(token) is not None
 
 
+@pytest.mark.parametrize("content", [b"", b"short", b"\x00" * 31])
+async def test_a_short_key_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    root = tmp_path / "store"
+    root.mkdir(mode=0o700)
+    (root / ".key").write_bytes(content)
+    mgr = SessionManager(root.as_uri())
+    with pytest.raises(ConfigurationError, match=f"holds {len(content)} bytes, fewer than 32"):
+        await mgr.create("alice", {"k": ["v"]})
+    assert not (root / "s").exists() or not any((root / "s").rglob("*"))
+
+
 @pytest.mark.parametrize("damage", [b"", b"{", b'{"u": 1}', b"\x00\xff" * 40, b"[1,2,3]"])
 async def test_damaged_files_are_invalid_and_cleaned(tmp_path: Path, damage: bytes) -> None:
     mgr = SessionManager(tmp_path.as_uri(), secret=SECRET)
