@@ -355,7 +355,7 @@ class SessionContext:
         if record is None or record.user_id is None:
             raise Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"})
         if self.config.reauthenticate and not await self._password_ok(record.user_id, password):
-            raise Refusal(403, "enter your password again to do this")
+            raise Refusal(403, "Enter your password again to do this.")
         return record.user_id
 
     async def _password_ok(self, user_id: str, password: str | None) -> bool:
