@@ -28,6 +28,7 @@ from asyncsess import (
 )
 from asyncsess.accounts import Accounts, LoginLimits, PasswordHasher, User, login
 from asyncsess.accounts.backends.sql import DEFAULT_TABLE, users_table
+from asyncsess.accounts.throttle import client_key
 from asyncsess.ratelimit import Decision, RateLimiter
 from asyncsess.stores.sql import SQLStore
 from tests.backends import StoreSpec
@@ -483,3 +484,18 @@ async def test_hooks_revoke_the_users_sessions(manager: SessionManager) -> None:
         assert await manager.validate(token) is not None
         assert await accounts.delete_user("alice")
         assert await manager.validate(token) is None
+
+
+@pytest.mark.parametrize(
+    ("client", "key"),
+    [
+        ("192.0.2.7", "client:192.0.2.7"),
+        ("::ffff:192.0.2.7", "client:192.0.2.7"),
+        ("2001:DB8:0:0:1::1", "client:2001:db8::/64"),
+        ("2001:db8::ffff:ffff:ffff:ffff", "client:2001:db8::/64"),
+        ("fe80::1%eth0", "client:fe80::/64"),
+        ("unix:/run/app.sock", "client:unix:/run/app.sock"),
+    ],
+)
+def test_client_keys_group_ipv6_by_64(client: str, key: str) -> None:
+    assert client_key(client) == key
