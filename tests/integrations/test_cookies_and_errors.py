@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
-from asyncsess import ConfigurationError, SessionManager
+from asyncsess import ConfigurationError, SessionManager, StoreUnavailable
 from asyncsess.integrations.starlette import CookieSettings, SessionConfig
 from asyncsess.tokens import new_token
 from tests.redis_cluster import spare_port
@@ -131,3 +132,30 @@ def test_cookie_settings_refuse_what_browsers_would_drop() -> None:
         CookieSettings(path="/a;b")
     assert CookieSettings(domain="example.com").cookie_name == "__Secure-session"
     assert CookieSettings().device_cookie_name == "__Host-device"
+
+
+@pytest.mark.anyio
+async def test_the_outage_answer_can_be_replaced(serve: Serve, framework: str) -> None:
+    down = SessionManager(f"redis://127.0.0.1:{spare_port()}/0", secret="s" * 32)
+    hook: Any
+    if framework == "fastapi":
+        from starlette.requests import HTTPConnection
+        from starlette.responses import PlainTextResponse, Response
+
+        async def starlette_hook(conn: HTTPConnection, exc: StoreUnavailable) -> Response:
+            return PlainTextResponse("down for maintenance", 503, {"Retry-After": "600"})
+
+        hook = starlette_hook
+    else:
+        from aiohttp import web
+
+        async def aiohttp_hook(request: web.Request, exc: StoreUnavailable) -> web.Response:
+            headers = {"Retry-After": "600"}
+            return web.Response(status=503, text="down for maintenance", headers=headers)
+
+        hook = aiohttp_hook
+    cookie = {"cookie": f"__Host-session={new_token()}"}
+    async with serve(down, on_store_error=hook) as url, httpx.AsyncClient(base_url=url) as raw:
+        response = await raw.get("/read", headers=cookie)
+        assert (response.status_code, response.text) == (503, "down for maintenance")
+        assert response.headers["retry-after"] == "600"
