@@ -79,3 +79,29 @@ async def test_a_validate_reseals_once(store: Store, clock: FakeClock) -> None:
     assert await both.validate(token) is not None
     assert await store.get(token_key(token)) == resealed  # not rewritten again
     assert await both.update(token, data(2), version=before.version)
+
+
+@pytest.mark.parametrize("store_spec", ["file", "redis", "sqlite", "mongodb"], indirect=True)
+async def test_a_reseal_never_undoes_a_concurrent_update(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-seal is a compare-and-set on the version read: an update that lands between
+    the validate's read and its re-seal is kept."""
+    old = SessionManager(store, secret=OLD, clock=clock)
+    both = SessionManager(store, secret=[NEW, OLD], clock=clock)
+    token = await old.create("alice", {"role": "admin", "grants": [{"scope": "all"}]})
+    dropped = {"role": "user", "grants": []}
+    get = store.get
+    pending = [dropped]
+
+    async def get_then_update(key: str, **kwargs: object) -> object:
+        record = await get(key, **kwargs)  # type: ignore[arg-type]
+        if pending:
+            assert await both.update(token, pending.pop())
+        return record
+
+    monkeypatch.setattr(store, "get", get_then_update)
+    assert await both.validate(token) is not None  # read before the update, re-seal refused
+    monkeypatch.undo()
+    session = await both.validate(token)
+    assert session is not None and dict(session.data) == dropped and session.version == 2
