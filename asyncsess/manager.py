@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -309,16 +310,29 @@ class SessionManager:
         self._opened = False
 
     async def _sweeper(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Sweep about once per ``sweep_interval``, at a random phase and pace.
+
+        The first pause is drawn from [0, 1] x the interval and each next from
+        [0.5, 1.5] x, so processes started together do not sweep in step. A store
+        offering ``claim_sweep(seconds) -> bool`` (an optional capability; Redis
+        has it) makes it a fleet's turn: only the process that claims it sweeps,
+        so the fleet sweeps about once per interval, not once per process.
+        """
         task_status.started()
+        claim: Callable[[float], Coroutine[Any, Any, bool]] | None
+        claim = getattr(self.store, "claim_sweep", None)
+        pace = random.Random()  # noqa: S311 - spreads timings, no secret
+        await anyio.sleep(self.sweep_interval * pace.random())
         while True:
-            await anyio.sleep(self.sweep_interval)
             try:
-                removed = await self.sweep()
-            except AsyncsessError as exc:
-                log.warning("session sweep failed: %s", exc)
-            else:
+                with _fail_closed:
+                    turn = claim is None or await claim(self.sweep_interval)
+                removed = await self.sweep() if turn else 0
                 if removed:
                     log.debug("swept %d expired sessions", removed)
+            except AsyncsessError as exc:
+                log.warning("session sweep failed: %s", exc)
+            await anyio.sleep(self.sweep_interval * pace.uniform(0.5, 1.5))
 
     # -- records ---------------------------------------------------------
 

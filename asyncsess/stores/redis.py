@@ -69,6 +69,7 @@ _CHUNK = 1000  # records one script deletes at most: Redis runs nothing else mea
 _IDLE = 8  # connections kept for reads: the batcher keeps at most max_in_flight busy
 _PACKED = struct.Struct(">dddiH")
 _UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
+_DURABILITY: dict[str, Callable[[Any], Any]] = {"wait_replicas": int, "wait_timeout": float}
 
 _MS = "local function ms(t) return string.format('%.0f', math.ceil(tonumber(t) * 1000)) end\n"
 # A record is one string: struct ">dddiH" (created, expires, absolute, version,
@@ -198,6 +199,15 @@ class RedisStore(Store):
     ``decode_responses=False``; never closed here), or use :meth:`from_url`.
     Every call is bounded by ``timeout`` seconds and raises
     :class:`~asyncsess.StoreUnavailable` when Redis does not answer.
+
+    Durability: Redis replicates asynchronously, so a failover can lose writes
+    it acknowledged. With ``wait_replicas=n`` every write (insert, replace,
+    delete, delete_user, renewal, sweep) is followed by ``WAIT n`` on the
+    connection that made it (on a cluster, of the node that took it), and
+    fails with :class:`~asyncsess.StoreUnavailable` unless ``n`` replicas had
+    it within ``wait_timeout`` seconds: a ``create`` that returns is on ``n``
+    replicas. The cost is a replica round trip per write, and writes to a
+    primary left without replicas fail until one is back.
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+cluster", "rediss+cluster")
@@ -208,8 +218,16 @@ class RedisStore(Store):
         *,
         prefix: str = "asyncsess:",
         timeout: float | timedelta = 5.0,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
         self._timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        if type(wait_replicas) is not int or wait_replicas < 0 or not wait_timeout > 0:
+            raise ConfigurationError(
+                "RedisStore wait_replicas must be an int >= 0 and wait_timeout > 0 seconds, "
+                f"not {wait_replicas!r} and {wait_timeout!r}"
+            )
+        self._wait = (wait_replicas, str(math.ceil(wait_timeout * 1000)))
         if not prefix:
             raise ConfigurationError("RedisStore prefix must be a non-empty str, e.g. 'asyncsess:'")
         if not self._timeout > 0:
@@ -244,16 +262,19 @@ class RedisStore(Store):
     def from_url(cls, url: str, **options: Any) -> Self:
         """Build a store and its own client from ``redis[s][+cluster]://...``.
 
-        ``prefix`` and ``timeout`` come from ``options`` or the URL query; other
+        ``prefix``, ``timeout``, ``wait_replicas`` and ``wait_timeout`` come from
+        ``options`` or the URL query (``?wait_replicas=1``); other
         options go to redis-py's ``from_url``. Reads get no socket timeout of their
         own (redis-py would wrap every read in ``asyncio.wait_for``): each call is
         bounded by ``timeout`` as a whole; connecting is bounded by it too.
         """
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in query if k in ("prefix", "timeout")}
+        ours = {k: v for k, v in query if k in ("prefix", "timeout", *_DURABILITY)}
         prefix = options.pop("prefix", ours.get("prefix", "asyncsess:"))
         timeout = options.pop("timeout", float(ours.get("timeout", 5.0)))
+        durability = {k: options.pop(k, ours.get(k)) for k in _DURABILITY}
+        durability = {k: _DURABILITY[k](v) for k, v in durability.items() if v is not None}
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         options.setdefault("socket_timeout", None)
         options.setdefault("socket_connect_timeout", seconds)
@@ -261,7 +282,8 @@ class RedisStore(Store):
         rest = urlencode([(k, v) for k, v in query if k not in ours])
         plain = urlunsplit((scheme.removesuffix("+cluster"), parts.netloc, parts.path, rest, ""))
         factory = RedisCluster if scheme.endswith("+cluster") else Redis
-        store = cls(factory.from_url(plain, **options), prefix=prefix, timeout=timeout)
+        client = factory.from_url(plain, **options)
+        store = cls(client, prefix=prefix, timeout=timeout, **durability)
         store._owned = True
         return store
 
@@ -320,20 +342,58 @@ class RedisStore(Store):
             else:
                 await self._any.connection_pool.release(conn)
 
-    async def _each(self, script: AsyncScript, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-        """Run ``script`` once per (key, args) in one pipeline (one round trip per node)."""
+    async def _each(
+        self, script: AsyncScript, calls: Sequence[tuple[str | list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run ``script`` once per (key or keys, args) in one pipeline (one round trip per
+        node), each node's followed by ``WAIT`` when ``wait_replicas`` is set."""
         for attempt in (1, 2):
             pipe = self._pipeline()
             for key, args in calls:
-                pipe.execute_command("EVALSHA", script.sha, 1, key, *args)  # NOSCRIPT: below
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+                keys = [key] if isinstance(key, str) else key
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # NOSCRIPT
+            waits = self._add_waits(pipe, [k if isinstance(k, str) else k[0] for k, _ in calls])
+            if waits and self._cluster:  # a redirected write would not be the one WAITed for
+                results: list[Any] = await pipe.execute(False, allow_redirections=False)
+            else:
+                results = await pipe.execute(raise_on_error=False)
             if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
                 await self._client.script_load(script.script)  # every primary on a cluster
                 continue
             if errors := [r for r in results if isinstance(r, Exception)]:
                 raise errors[0]
             break
-        return results
+        return self._replicated(results, waits)
+
+    def _add_waits(self, pipe: Any, keys: list[str]) -> int:
+        """Queue ``WAIT`` on the connection of each node written to; return how many."""
+        if not self._wait[0]:
+            return 0
+        if not self._cluster:
+            pipe.execute_command("WAIT", *self._wait)
+            return 1
+        nodes = {node.name: node for node in map(self._any.get_node_from_key, keys)}
+        for node in nodes.values():  # a cluster pipeline keeps each node's commands in order
+            pipe.execute_command("WAIT", *self._wait, target_nodes=node)
+        return len(nodes)
+
+    def _replicated(self, results: list[Any], waits: int) -> list[Any]:
+        """The results before the ``waits`` WAIT replies; fail unless each has enough replicas."""
+        if not waits:
+            return results
+        if short := [n for n in results[-waits:] if int(n) < self._wait[0]]:
+            raise StoreUnavailable(
+                f"only {min(short)} of the {self._wait[0]} Redis replicas asked for acknowledged "
+                f"a session write within {self._wait[1]} ms: the write is not acknowledged "
+                "(it may still have been applied)"
+            )
+        return results[:-waits]
+
+    async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run one write script (through :meth:`_each`, to WAIT, if ``wait_replicas``)."""
+        if not self._wait[0]:
+            return await script(keys=keys, args=args)
+        return (await self._each(script, [(keys, args)]))[0]
 
     async def _primaries(self) -> list[Any]:
         return list(self._any.get_primaries()) if self._cluster else [None]
@@ -428,7 +488,7 @@ class RedisStore(Store):
         args = [repr(renew.now), repr(renew.threshold), repr(renew.until), _ms(renew.until)]
         skeys = [self._skey(r.key) for r in due]
         if self._one_node:
-            rows = await self._run(self._renew, keys=skeys, args=args)
+            rows = await self._run(self._script, self._renew, skeys, args)
         else:
             found = await self._run(self._each, self._renew, [(k, args) for k in skeys])
             rows = [row[0] for row in found]
@@ -445,10 +505,10 @@ class RedisStore(Store):
         skey = self._skey(record.key)
         if self._one_node:
             keys = [skey, ukey] if record.user_ref else [skey]
-            return await self._put(keys=keys, args=args) is not None
+            return await self._script(self._put, keys, args) is not None
         if record.user_ref:  # index first: never a record its user cannot find
-            await self._index(keys=[ukey], args=args)
-        was = await self._put(keys=[skey], args=args)
+            await self._script(self._index, [ukey], args)
+        was = await self._script(self._put, [skey], args)
         if was is None:
             return False
         if was and was.decode() != record.user_ref:  # moved: then the old entry goes
@@ -464,9 +524,15 @@ class RedisStore(Store):
         one script (after the new index step, before the old one's, on a cluster)."""
         return await self._run(self._write, record, str(expected_version))
 
+    async def claim_sweep(self, seconds: float) -> bool:
+        """Take the turn of the fleet's processes to sweep for ``seconds`` (``SET NX PX``);
+        ``False`` while another holds it. An optional capability the manager's sweeper uses."""
+        ms = max(1, math.ceil(seconds * 1000))
+        return bool(await self._run(self._any.set, f"{self.prefix}sweep", b"1", nx=True, px=ms))
+
     async def _delete_one(self, key: str, expected: str) -> bool:
         index = self._ukey("")[:-1] if self._one_node else ""
-        owner = await self._delete(keys=[self._skey(key)], args=["", key, index, expected])
+        owner = await self._script(self._delete, [self._skey(key)], ["", key, index, expected])
         if owner and not self._one_node:
             await self._client.zrem(self._ukey(owner.decode()), key)
         return owner is not None
@@ -481,7 +547,7 @@ class RedisStore(Store):
         ukey = self._ukey(user_ref)
         if self._one_node:
             args = [self._skey("")[:-1], user_ref, keep or "", str(_CHUNK)]
-            deleted, read = await self._delete_user(keys=[ukey], args=args)
+            deleted, read = await self._script(self._delete_user, [ukey], args)
             return int(deleted), int(read)
         members = [m.decode() for m in await self._any.zrange(ukey, 0, _CHUNK - 1)]
         doomed = [m for m in members if m != keep]

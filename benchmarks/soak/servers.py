@@ -94,6 +94,10 @@ class ReplicatedCluster:
         found = [n for n in self.nodes if n.proc is not None and _state(n.port)[1] == "master"]
         return found[index % len(found)]
 
+    def replicas(self) -> list[RedisProcess]:
+        """The running nodes that are replicas now."""
+        return [n for n in self.nodes if n.proc is not None and _state(n.port)[1] == "slave"]
+
     def kill(self, node: RedisProcess) -> None:
         """SIGKILL ``node``: no shutdown, no save, no goodbye to its replica."""
         node.kill()
