@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..accounts.user import User
 from ..exceptions import LoginThrottled, SessionConflict
 from ..manager import SessionManager
 from ..session import Session
@@ -365,12 +366,16 @@ class SessionContext:
         user = await accounts.get_user_by_id(user_id)
         if user is None:
             return False
-        limiter = self.manager.login_limiter
-        if limiter is not None:  # counts against the same budget as logins
-            decision = await limiter.hit(f"user:{user.username}")
-            if not decision.allowed:
-                raise Refusal(429, "too many password attempts", retry_after(decision.retry_after))
-        return await accounts.authenticate(user.username, password) is not None
+        username = user.username
+
+        async def check() -> User | None:
+            return await accounts.authenticate(username, password)
+
+        try:  # a wrong password counts against the user's login budget, as at login
+            found = await accounts.limits.guard(username, check)
+        except LoginThrottled as exc:
+            raise Refusal(throttled_status(exc), str(exc), retry_after(exc.retry_after)) from exc
+        return found is not None
 
     async def logout_others(self, password: str | None = None) -> int:
         """End every other session of this user; return how many ended."""

@@ -69,7 +69,11 @@ __all__ = [
 
 log = logging.getLogger("asyncsess")
 StoreErrorHandler = Callable[[web.Request, StoreUnavailable], Awaitable[web.StreamResponse]]
-_KEY = web.RequestKey("asyncsess", SessionContext)
+_KEY: Any
+try:  # typed request keys arrived in aiohttp 3.14; older ones take a str
+    _KEY = web.RequestKey("asyncsess", SessionContext)
+except AttributeError:  # pragma: no cover - aiohttp < 3.14
+    _KEY = "asyncsess"
 
 
 async def store_unavailable_response(

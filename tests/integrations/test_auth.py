@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from asyncsess import RateLimiter, SessionManager
-from asyncsess.accounts import Accounts
+from asyncsess.accounts import Accounts, LoginLimits, PasswordHasher
 from asyncsess.integrations.starlette import SessionConfig
 
 from .conftest import Serve
@@ -157,3 +157,26 @@ async def test_flash_messages_show_once(serve: Serve, manager: SessionManager) -
         flashes = (await client.get("/flashes")).json()["flashes"]
         assert [f["message"] for f in flashes] == ["saved", "and again"]
         assert (await client.get("/flashes")).json() == {"flashes": []}
+
+
+@pytest.mark.anyio
+async def test_password_checks_for_devices_are_rate_limited(serve: Serve) -> None:
+    accounts = Accounts(
+        "memory://",
+        hasher=PasswordHasher(time_cost=1, memory_cost=8),
+        limits=LoginLimits(username="2/minute"),
+    )
+    await accounts.create_user("alice", PASSWORD)
+    config = SessionConfig(reauthenticate=True)
+    async with (
+        accounts,
+        manager_with_accounts(accounts) as manager,
+        serve(manager, config=config) as url,
+        browser(url) as (client, _),
+    ):
+        assert (await client.post("/login", json=ALICE)).status_code == 200
+        wrong = {"password": "not the password"}
+        responses = [await client.post("/logout-others", json=wrong) for _ in range(3)]
+        assert responses[0].status_code == 403  # a wrong password, counted
+        assert responses[-1].status_code == 429  # guessing is limited as logins are
+        assert int(responses[-1].headers["retry-after"]) >= 1
