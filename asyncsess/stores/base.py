@@ -17,9 +17,9 @@ several steps (Redis Cluster), a stale index entry may be left behind, so
 ``list_user`` and ``delete_user`` check each record's owner.
 
 A new backend is one module with a :class:`Store` subclass that passes
-``tests/stores/test_conformance.py``; register its URL scheme in
-:mod:`asyncsess.stores._registry` or through the ``asyncsess.stores``
-entry-point group.
+``tests/stores/test_conformance.py`` and ``tests/stores/test_store_contract.py``;
+register its URL scheme in :mod:`asyncsess.stores._registry` or through the
+``asyncsess.stores`` entry-point group.
 """
 
 from __future__ import annotations
