@@ -18,20 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from ..accounts.user import User
-from ..exceptions import LoginThrottled, SessionConflict
+from ..exceptions import SessionConflict
 from ..manager import SessionManager
 from ..session import Session
 from ._common import (
-    DEVICE_COOKIE_MAX_AGE,
     CookieSettings,
     Lifetime,
     no_store,
     read_bearer,
-    retry_after,
-    throttled_status,
 )
 from ._csrf import CsrfSettings, Verdict, csrf_token_for, csrf_verdict, token_matches
 from ._request_session import RequestSession, thaw
@@ -221,7 +217,7 @@ class SessionContext:
             return
         if rs.record is None or self.token is None:
             token = await self.manager.create(None, rs.data())
-            await self._adopt(token, revoke_old=False)
+            await self.adopt(token, revoke_old=False)
             return
         data, version = rs.data(), rs.record.version
         for _ in range(_MERGE_ATTEMPTS):
@@ -249,7 +245,7 @@ class SessionContext:
         """The ``Set-Cookie`` values to add, and a ``Cache-Control`` to set (``None``: keep)."""
         return self.set_cookies, no_store(cache_control) if self.sets_token else None
 
-    # -- login, logout, rotation ------------------------------------------
+    # -- the session cookie --------------------------------------------------
 
     def _lifetime(self, record: Session) -> Lifetime:
         return "browser" if record.data.get(BROWSER_KEY) else self.config.cookie.lifetime
@@ -267,7 +263,8 @@ class SessionContext:
         self.set_cookies.append(self.config.cookie.header(self.token, max_age))
         self.sets_token = True
 
-    async def _adopt(self, token: str, *, revoke_old: bool = True) -> Session | None:
+    async def adopt(self, token: str, *, revoke_old: bool = True) -> Session | None:
+        """Make ``token`` the request's session and queue its cookie; end the old one's token."""
         old = self.token if self.source == "cookie" else None
         record = await self.manager.validate(token)
         if revoke_old and old is not None and old != token:
@@ -283,65 +280,15 @@ class SessionContext:
         prefix = self.config.cookie.cookie_name + "="
         self.set_cookies = [c for c in self.set_cookies if not c.startswith(prefix)]
 
-    async def _carry(self, remember: bool | None) -> dict[str, Any]:
-        rs = await self.load()
-        carried = rs.data() if rs.user_id is None else {}  # another user's data stays behind
-        carried.pop(BROWSER_KEY, None)
-        if remember is False and self.config.cookie.lifetime != "browser":
-            carried[BROWSER_KEY] = True
-        return carried
-
-    async def login(
-        self, username: str, password: str, *, client: str | None, remember: bool | None = None
-    ) -> str | None:
-        """Log in through ``SessionManager.login``; ``None`` if the credentials are wrong.
-
-        The anonymous session's data is carried into the new session, whose
-        new token replaces the old one (ended: no fixation). ``remember=False``
-        makes the cookie a browser-session cookie; ``True`` or ``None``
-        follows ``CookieSettings.lifetime``. A success also sets the device
-        cookie the login limiter recognises. A throttled attempt raises
-        :class:`Refusal` (429, or 503 when the server is busy) with ``Retry-After``.
-        """
-        carried = await self._carry(remember)
-        try:
-            token = await self.manager.login(
-                username, password, client=client, device=self.device, data=carried
-            )
-        except LoginThrottled as exc:
-            raise Refusal(throttled_status(exc), str(exc), retry_after(exc.retry_after)) from exc
-        if token is None:
-            return None
-        await self._adopt(token)
-        device = self.manager.device_token(username)
-        name = self.config.cookie.device_cookie_name
-        self.set_cookies.append(self.config.cookie.header(device, DEVICE_COOKIE_MAX_AGE, name=name))
-        return token
-
-    async def start(
-        self, user_id: str, data: Mapping[str, Any] | None = None, *, remember: bool | None = None
-    ) -> str:
-        """Start a session for a user the application authenticated (SSO...), like :meth:`login`."""
-        carried = await self._carry(remember)
-        token = await self.manager.create(user_id, {**carried, **(data or {})})
-        await self._adopt(token)
-        return token
-
-    async def rotate(self) -> str:
-        """Give the session a new token (after a privilege change) and re-set the cookie."""
-        await self.load()
-        new = await self.manager.rotate(self.token) if self.token else None
-        if new is None:
-            raise Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"})
-        self.token = new
-        self.source = "cookie"
+    def retoken(self, token: str) -> None:
+        """The session moved to ``token`` (a rotation): queue the new cookie."""
+        self.token, self.source = token, "cookie"
         if self.session.record is not None:
             self._drop_session_cookies()
             self._queue(self.session.record)
-        return new
 
-    async def logout(self) -> bool:
-        """End the session and delete the browser's cookie; ``True`` if a session ended."""
+    def forget(self) -> str | None:
+        """Drop the request's session and queue the cookie's deletion; return the old token."""
         token = self.token
         self.token = self.source = None
         self.loaded = True
@@ -349,56 +296,8 @@ class SessionContext:
         self._drop_session_cookies()
         self.set_cookies.append(self.config.cookie.header("", 0))
         self.sets_token = False
-        return await self.manager.revoke(token) if token is not None else False
+        return token
 
-    async def _user(self, password: str | None) -> str:
-        record = await self.record()
-        if record is None or record.user_id is None:
-            raise Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"})
-        if self.config.reauthenticate and not await self._password_ok(record.user_id, password):
-            raise Refusal(403, "Enter your password again to do this.")
-        return record.user_id
-
-    async def _password_ok(self, user_id: str, password: str | None) -> bool:
-        accounts = self.manager.accounts
-        if accounts is None or not password:
-            return False
-        user = await accounts.get_user_by_id(user_id)
-        if user is None:
-            return False
-        username = user.username
-
-        async def check() -> User | None:
-            return await accounts.authenticate(username, password)
-
-        try:  # a wrong password counts against the user's login budget, as at login
-            found = await accounts.limits.guard(username, check)
-        except LoginThrottled as exc:
-            raise Refusal(throttled_status(exc), str(exc), retry_after(exc.retry_after)) from exc
-        return found is not None
-
-    async def logout_others(self, password: str | None = None) -> int:
-        """End every other session of this user; return how many ended."""
-        user_id = await self._user(password)
-        return await self.manager.revoke_all(user_id, keep=self.token)
-
-    async def logout_device(self, session_id: str, password: str | None = None) -> bool:
-        """End one session of this user by its id (see ``SessionManager.sessions``)."""
-        user_id = await self._user(password)
-        if session_id == self.session.id:
-            return await self.logout()
-        ended: bool = await self.manager.revoke_session(user_id, session_id)
-        return ended
-
-    # -- flash messages -----------------------------------------------------
-
-    async def flash(self, message: str, category: str = "info") -> None:
-        """Keep ``message`` for the next page this browser shows (stored in the session)."""
-        rs = await self.load()
-        rs[FLASH_KEY] = [*rs.get(FLASH_KEY, []), {"message": message, "category": category}]
-
-    async def pop_flashes(self) -> list[dict[str, str]]:
-        """Return and forget the flash messages (``{"message", "category"}`` dicts)."""
-        rs = await self.load()
-        flashes: list[dict[str, str]] = rs.pop(FLASH_KEY, [])
-        return flashes
+    def add_cookie(self, name: str, value: str, max_age: int) -> None:
+        """Queue another cookie with the session cookie's attributes (the device cookie)."""
+        self.set_cookies.append(self.config.cookie.header(value, max_age, name=name))

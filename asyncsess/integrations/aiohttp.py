@@ -40,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - exercised with the framework hi
 from ..accounts.user import User
 from ..manager import SessionManager
 from ..session import Session
+from . import _actions
 from ._common import CookieSettings
 from ._context import Refusal, SessionConfig, SessionContext
 from ._csrf import CsrfSettings
@@ -184,7 +185,7 @@ async def require_session(request: web.Request) -> Session:
     """The session of a logged-in user; otherwise a 401 with ``WWW-Authenticate: Bearer``."""
     record = await session_context(request).record()
     if record is None or record.user_id is None:
-        raise _refused(Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"}))
+        raise _refused(_actions.not_authenticated())
     return record
 
 
@@ -196,7 +197,7 @@ async def current_user(request: web.Request) -> User:
         raise RuntimeError("current_user needs SessionManager(..., accounts=Accounts(...))")
     user = await accounts.get_user_by_id(session.user_id)
     if user is None:
-        raise _refused(Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"}))
+        raise _refused(_actions.not_authenticated())
     return user
 
 
@@ -215,7 +216,9 @@ async def login(
     throttled attempt raises ``HTTPTooManyRequests`` with ``Retry-After``.
     """
     ctx = session_context(request)
-    action = ctx.login(username, password, client=client or request.remote, remember=remember)
+    action = _actions.login(
+        ctx, username, password, client=client or request.remote, remember=remember
+    )
     token: str | None = await _call(action)
     return token
 
@@ -228,29 +231,31 @@ async def start_session(
     remember: bool | None = None,
 ) -> str:
     """Start a session for a user the application authenticated itself (SSO, OAuth...)."""
-    return await session_context(request).start(user_id, data, remember=remember)
+    return await _actions.start(session_context(request), user_id, data, remember=remember)
 
 
 async def logout(request: web.Request) -> bool:
     """End the request's session and delete the cookie; ``True`` if a session ended."""
-    return await session_context(request).logout()
+    return await _actions.logout(session_context(request))
 
 
 async def rotate_session(request: web.Request) -> str:
     """Give the session a new token after a privilege change, and re-set the cookie."""
-    token: str = await _call(session_context(request).rotate())
+    token: str = await _call(_actions.rotate(session_context(request)))
     return token
 
 
 async def logout_others(request: web.Request, password: str | None = None) -> int:
     """End the user's other sessions; return how many (``password`` when reauthenticating)."""
-    count: int = await _call(session_context(request).logout_others(password))
+    count: int = await _call(_actions.logout_others(session_context(request), password))
     return count
 
 
 async def logout_device(request: web.Request, session_id: str, password: str | None = None) -> bool:
     """End one of the user's sessions by its id; ``False`` if it is not theirs or gone."""
-    ended: bool = await _call(session_context(request).logout_device(session_id, password))
+    ended: bool = await _call(
+        _actions.logout_device(session_context(request), session_id, password)
+    )
     return ended
 
 
@@ -261,9 +266,9 @@ def csrf_token(request: web.Request) -> str:
 
 async def flash(request: web.Request, message: str, category: str = "info") -> None:
     """Keep ``message`` for the next page this browser shows."""
-    await session_context(request).flash(message, category)
+    await _actions.flash(session_context(request), message, category)
 
 
 async def get_flashed_messages(request: web.Request) -> list[dict[str, str]]:
     """Return and forget the pending flash messages (``message`` and ``category``)."""
-    return await session_context(request).pop_flashes()
+    return await _actions.pop_flashes(session_context(request))

@@ -42,8 +42,8 @@ from starlette.requests import HTTPConnection
 from ..accounts.user import User
 from ..session import Session
 from . import starlette as _starlette
+from ._actions import not_authenticated
 from ._common import CookieSettings
-from ._context import Refusal
 from ._request_session import RequestSession
 
 __all__ = [
@@ -87,7 +87,7 @@ async def current_user(
         raise RuntimeError("current_user needs SessionManager(..., accounts=Accounts(...))")
     user = await accounts.get_user_by_id(session.user_id)
     if user is None:  # deleted since: its sessions are being ended
-        raise _starlette.refused(conn, Refusal(401, "not authenticated"))
+        raise _starlette.refused(conn, not_authenticated())
     return user
 
 

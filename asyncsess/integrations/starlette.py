@@ -46,6 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised with the framework hi
 
 from ..manager import SessionManager
 from ..session import Session
+from . import _actions
 from ._common import CookieSettings
 from ._context import Refusal, SessionConfig, SessionContext
 from ._csrf import CsrfSettings
@@ -253,7 +254,7 @@ async def require_session(conn: HTTPConnection) -> Session:
     """The request's session of a logged-in user; otherwise 401 (WebSocket: close 1008)."""
     record = await session_context(conn).record()
     if record is None or record.user_id is None:
-        refusal = Refusal(401, "not authenticated", {"WWW-Authenticate": "Bearer"})
+        refusal = _actions.not_authenticated()
         raise refused(conn, refusal)
     return record
 
@@ -285,7 +286,7 @@ async def login(
         client = request.client.host
     ctx = session_context(request)
     token: str | None = await _call(
-        request, ctx.login(username, password, client=client, remember=remember)
+        request, _actions.login(ctx, username, password, client=client, remember=remember)
     )
     return token
 
@@ -298,29 +299,31 @@ async def start_session(
     remember: bool | None = None,
 ) -> str:
     """Start a session for a user the application authenticated itself (SSO, OAuth...)."""
-    return await session_context(request).start(user_id, data, remember=remember)
+    return await _actions.start(session_context(request), user_id, data, remember=remember)
 
 
 async def logout(request: Request) -> bool:
     """End the request's session and delete the cookie; ``True`` if a session ended."""
-    return await session_context(request).logout()
+    return await _actions.logout(session_context(request))
 
 
 async def rotate_session(request: Request) -> str:
     """Give the session a new token after a privilege change, and re-set the cookie."""
-    token: str = await _call(request, session_context(request).rotate())
+    token: str = await _call(request, _actions.rotate(session_context(request)))
     return token
 
 
 async def logout_others(request: Request, password: str | None = None) -> int:
     """End the user's other sessions; return how many (``password`` when reauthenticating)."""
-    count: int = await _call(request, session_context(request).logout_others(password))
+    count: int = await _call(request, _actions.logout_others(session_context(request), password))
     return count
 
 
 async def logout_device(request: Request, session_id: str, password: str | None = None) -> bool:
     """End one of the user's sessions by its id; ``False`` if it is not theirs or gone."""
-    ended: bool = await _call(request, session_context(request).logout_device(session_id, password))
+    ended: bool = await _call(
+        request, _actions.logout_device(session_context(request), session_id, password)
+    )
     return ended
 
 
@@ -331,9 +334,9 @@ def csrf_token(request: HTTPConnection) -> str:
 
 async def flash(request: Request, message: str, category: str = "info") -> None:
     """Keep ``message`` for the next page this browser shows."""
-    await session_context(request).flash(message, category)
+    await _actions.flash(session_context(request), message, category)
 
 
 async def get_flashed_messages(request: Request) -> list[dict[str, str]]:
     """Return and forget the pending flash messages (``message`` and ``category``)."""
-    return await session_context(request).pop_flashes()
+    return await _actions.pop_flashes(session_context(request))
