@@ -84,7 +84,6 @@ class SessionContext:
         "config",
         "device",
         "https",
-        "loaded",
         "manager",
         "origin",
         "session",
@@ -115,13 +114,17 @@ class SessionContext:
         self.device = device
         #: The request's session data; usable once :meth:`load` has run.
         self.session = RequestSession()
-        self.loaded = False
         #: ``Set-Cookie`` values the integration adds to the response.
         self.set_cookies: list[str] = []
         self.sets_token = False
 
     def __repr__(self) -> str:
         return f"<SessionContext source={self.source} loaded={self.loaded}>"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the session has been loaded (validated) in this request."""
+        return self.session.loaded
 
     @classmethod
     def from_request(
@@ -195,7 +198,6 @@ class SessionContext:
                 if moved:
                     self._queue(record)
         self.session.reset(record)
-        self.loaded = True
         return self.session
 
     async def record(self) -> Session | None:
@@ -269,7 +271,7 @@ class SessionContext:
         record = await self.manager.validate(token)
         if revoke_old and old is not None and old != token:
             await self.manager.revoke(old)  # no fixation: the pre-login token dies
-        self.token, self.source, self.loaded = token, "cookie", True
+        self.token, self.source = token, "cookie"
         self._drop_session_cookies()
         self.session.reset(record)
         if record is not None:
@@ -291,7 +293,6 @@ class SessionContext:
         """Drop the request's session and queue the cookie's deletion; return the old token."""
         token = self.token
         self.token = self.source = None
-        self.loaded = True
         self.session.reset(None)
         self._drop_session_cookies()
         self.set_cookies.append(self.config.cookie.header("", 0))

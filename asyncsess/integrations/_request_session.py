@@ -49,17 +49,19 @@ class RequestSession(MutableMapping[str, Any]):
     session. Values must be JSON data (nested dicts and lists are fine).
     """
 
-    __slots__ = ("_data", "_original", "record")
+    __slots__ = ("_data", "_original", "loaded", "record")
 
-    def __init__(self, record: Session | None = None) -> None:
-        self.record = record
+    def __init__(self) -> None:
+        self.record: Session | None = None
         self._data: dict[str, Any] = {}
         self._original: dict[str, str] = {}
-        self.reset(record)
+        #: ``False`` until the session is loaded; using the mapping before raises RuntimeError.
+        self.loaded = False
 
     def reset(self, record: Session | None, data: Mapping[str, Any] | None = None) -> None:
         """Point at ``record`` with ``data`` (default: the record's) as the unchanged state."""
         self.record = record
+        self.loaded = True
         source = data if data is not None else ({} if record is None else record.data)
         self._data = thaw(source)
         self._original = {k: fingerprint(v) for k, v in self._data.items()}
@@ -74,29 +76,38 @@ class RequestSession(MutableMapping[str, Any]):
         """The session's id (never its token), or ``None`` before it exists."""
         return None if self.record is None else self.record.id
 
+    @property
+    def _live(self) -> dict[str, Any]:
+        if not self.loaded:
+            raise RuntimeError(
+                "asyncsess: the session is not loaded yet: await load_session(request) "
+                "(Starlette; FastAPI: a SessionData parameter) before using request.session"
+            )
+        return self._data
+
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        return self._live[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise TypeError(f"session keys must be str, not {type(key).__name__}")
-        self._data[key] = value
+        self._live[key] = value
 
     def __delitem__(self, key: str) -> None:
-        del self._data[key]
+        del self._live[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
+        return iter(self._live)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._live)
 
     def __repr__(self) -> str:
         return f"<RequestSession user={self.user_id!r} keys={sorted(self._data)}>"
 
     def data(self) -> dict[str, Any]:
         """A deep copy of the current data."""
-        copy: dict[str, Any] = thaw(self._data)
+        copy: dict[str, Any] = thaw(self._live)
         return copy
 
     def changes(self) -> tuple[dict[str, Any], set[str]]:

@@ -11,15 +11,20 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse as StarletteJSON
+from starlette.routing import Route
 
 from asyncsess import MissingDependency, SessionManager, StoreUnavailable
 from asyncsess.integrations.fastapi import SessionData
-from asyncsess.integrations.starlette import SessionMiddleware, get_session
+from asyncsess.integrations.starlette import SessionMiddleware, get_session, load_session
 from asyncsess.tokens import new_token
 from tests.redis_cluster import spare_port
 
 from .apps import Gates, aiohttp_app, fastapi_app
-from .helpers import serve_aiohttp, serve_asgi
+from .helpers import browser, serve_aiohttp, serve_asgi
 
 
 @pytest.fixture
@@ -105,3 +110,23 @@ async def test_helpers_need_the_middleware() -> None:
     request = Request({"type": "http", "headers": []})
     with pytest.raises(RuntimeError, match="SessionMiddleware"):
         await get_session(request)
+
+
+@pytest.mark.anyio
+async def test_request_session_in_plain_starlette(manager: SessionManager) -> None:
+    async def visit(request: StarletteRequest) -> StarletteJSON:
+        with pytest.raises(RuntimeError, match="load_session"):
+            request.session.get("visits")  # not loaded yet: no silent empty session
+        session = await load_session(request)
+        assert request.session is session
+        request.session["visits"] = request.session.get("visits", 0) + 1
+        request.session.setdefault("trail", []).append({"path": request.url.path})
+        return StarletteJSON({"visits": session["visits"], "trail": session["trail"]})
+
+    app = Starlette(
+        routes=[Route("/visit", visit)], middleware=[Middleware(SessionMiddleware, manager=manager)]
+    )
+    async with serve_asgi(app) as url, browser(url) as (client, _):
+        assert (await client.get("/visit")).json() == {"visits": 1, "trail": [{"path": "/visit"}]}
+        second = (await client.get("/visit")).json()
+        assert second == {"visits": 2, "trail": [{"path": "/visit"}] * 2}
