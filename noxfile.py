@@ -23,9 +23,14 @@ def install(session: nox.Session, *groups: str, extras: str = "all") -> None:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite against the real local services."""
+    """Run the test suite against the real local services.
+
+    The quick soak (marker ``soak``: ~4 minutes of faults under load) runs on the first
+    Python only: it tests servers and processes, not the interpreter, on a shared budget.
+    """
     install(session, "test")
-    session.run("pytest", *session.posargs)
+    once = [] if session.python == PYTHONS[0] else ["-m", "not soak"]
+    session.run("pytest", *once, *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])
@@ -58,6 +63,17 @@ def bench(session: nox.Session) -> None:
     """
     install(session, "bench")
     session.run("python", "-m", "benchmarks.bench", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def soak(session: nox.Session) -> None:
+    """App processes under load while servers fail over, restart and drop connections.
+
+    ``nox -s soak`` (~10 minutes) writes ``benchmarks/results/soak.json`` and ``soak.png``;
+    ``nox -s soak -- --quick`` (under 5) is the check CI runs. See ``benchmarks/soak/run.py``.
+    """
+    install(session, "bench")
+    session.run("python", "-m", "benchmarks.soak", *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])

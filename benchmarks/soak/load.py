@@ -61,6 +61,7 @@ class Event:
     now: float | None = None  # the app's clock before the call
     after: float | None = None  # and after it
     args: dict[str, Any] = field(default_factory=dict)
+    msg: str | None = None  # the error's message
 
 
 def token_id(token: str) -> str:
@@ -111,6 +112,7 @@ class _User:
         else:
             event.ok, event.now, event.after = reply["ok"], reply["now"], reply["after"]
             event.result, event.err = reply.get("r"), reply.get("err")
+            event.msg = reply.get("msg")
         event.t1 = time.time()
         event.args = {k: v for k, v in args.items() if k in ("user", "username", "offset")}
         if "data" in args:

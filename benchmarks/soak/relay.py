@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["Relay"]
 
@@ -39,6 +39,7 @@ class Relay:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         """Listen on a spare loopback port (:attr:`port`)."""
@@ -67,6 +68,10 @@ class Relay:
         self._pairs.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
         if self.mode == "drop":
             _reset(writer)
             return
@@ -94,7 +99,9 @@ class Relay:
 
     async def aclose(self) -> None:
         """Stop listening and reset every connection."""
-        self._reset_all()
         if self._server is not None:
             self._server.close()
+        self._reset_all()
+        await asyncio.gather(*self._handlers, return_exceptions=True)  # each ends on its reset
+        if self._server is not None:
             await self._server.wait_closed()

@@ -44,6 +44,14 @@ def _recovery(events: list[Event], fault: Fault, failed: list[Event]) -> list[fl
     return sorted(recovered.values())
 
 
+def _messages(failed: list[Event], top: int = 3) -> dict[str, int]:
+    """The most frequent error messages (digits masked, so ports and counts group)."""
+    masked = Counter(
+        "".join("#" if c.isdigit() else c for c in e.msg or e.err or "?") for e in failed
+    )
+    return dict(masked.most_common(top))
+
+
 def _findings(items: list[Finding], t0: float) -> list[dict[str, Any]]:
     return [
         {"kind": f.kind, "cause": f.cause, "op": f.op, "app": f.app, "detail": f.detail,
@@ -72,6 +80,7 @@ def summarize(name: str, meta: dict[str, Any], events: list[Event], faults: list
             "repaired_after_s": round(fault.end - fault.start, 2),
             "requests_failed": len(by_fault[i]),
             "errors": dict(Counter(e.err or "?" for e in by_fault[i])),
+            "messages": _messages(by_fault[i]),
             "users_affected": len(recovery),
             "recover_p50_s": _q(recovery, 0.5),
             "recover_p99_s": _q(recovery, 0.99),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import platform
 import shutil
@@ -42,9 +43,10 @@ from .servers import PostgresServer, ReplicatedCluster
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 APPS = 4
 TIMEOUT = 2.0  # each store call's bound (the stores' ``timeout``)
-#: Store calls each operation makes at most, one after the other: its bound is that many
-#: timeouts plus SLACK (the event loop of a busy 2-core machine).
-CALLS = {"validate": 2, "create": 1, "update": 3, "rotate": 4, "revoke": 1, "revoke_all": 2,
+#: Store calls each operation may wait on, one after the other: its bound is that many
+#: timeouts plus SLACK (the event loop of a busy 2-core machine). A validate may queue
+#: behind a batch of lookups in flight, then run its own, then renew.
+CALLS = {"validate": 3, "create": 1, "update": 3, "rotate": 4, "revoke": 1, "revoke_all": 2,
          "login": 2}  # fmt: skip
 SLACK = 1.5
 #: Losses from these causes are the sessions' clock, not the store: reported, not gated.
@@ -109,6 +111,7 @@ class Soak:
         self.relay: Relay | None = None
         self.fleet = Fleet([])
         self.killed = 0
+        self.events_to: Path | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.cluster.start)
@@ -231,6 +234,10 @@ class Soak:
             await self.fleet.stop()
         bounds = {op: n * TIMEOUT + SLACK for op, n in CALLS.items()}
         verdict = judge(events, faults, idle=prof.idle, absolute=prof.absolute, bounds=bounds)
+        if self.events_to is not None:
+            with open(self.events_to / f"{slug}.jsonl", "w") as out:  # noqa: ASYNC230
+                for e in events:
+                    out.write(json.dumps(dataclasses.asdict(e)) + "\n")
         meta = {"durable": scenario.durable, "store_options": {
             k: v for k, v in options.items() if k in ("timeout", "wait_replicas")
         }}  # fmt: skip
@@ -272,6 +279,7 @@ async def main_async(args: argparse.Namespace) -> int:
     chosen = [s for s in prof.scenarios if not args.only or any(o in s.name for o in args.only)]
     root = Path(tempfile.mkdtemp(prefix="asyncsess-soak-"))
     soak = Soak(root, prof)
+    soak.events_to = Path(args.events) if args.events else None
     started = datetime.now(UTC)
     results = []
     try:
@@ -338,5 +346,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", help="directory for the JSON and PNG (default benchmarks/results)")
     parser.add_argument("--no-chart", action="store_true", help="JSON only (no matplotlib)")
+    parser.add_argument("--events", help="a directory to write every request to (JSON lines)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     sys.exit(asyncio.run(main_async(parser.parse_args())))

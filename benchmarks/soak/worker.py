@@ -76,7 +76,7 @@ class App:
             reply["r"] = await self.call(request)
             reply["ok"] = True
         except asyncsess.AsyncsessError as exc:
-            reply.update(ok=False, err=type(exc).__name__)
+            reply.update(ok=False, err=type(exc).__name__, msg=str(exc)[:120])
         except Exception as exc:  # noqa: BLE001 - reported to the oracle as a bug, not a fault
             reply.update(ok=False, err=f"BUG {type(exc).__name__}: {exc}")
         reply["after"] = self.clock()
