@@ -13,6 +13,7 @@ the CSRF tokens and the devices page are those of the FastAPI example.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -220,10 +221,16 @@ def main() -> None:
         multiprocessing.Process(target=serve, args=(args.host, args.port, True))
         for _ in range(args.workers)
     ]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the workers with us
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join()
+    try:
+        for worker in workers:
+            worker.join()
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.join()
 
 
 if __name__ == "__main__":

@@ -142,12 +142,13 @@ def _wait_for(url: str, proc: subprocess.Popen[str]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_fastapi_example_under_two_uvicorn_workers(tmp_path: Path) -> None:
-    """Two workers, one secret, one SQLite file (users and sessions): every request works."""
+@pytest.mark.parametrize("name", ["fastapi_app", "aiohttp_app"])
+async def test_an_example_under_two_workers(name: str, tmp_path: Path) -> None:
+    """Two workers (uvicorn's; aiohttp's on SO_REUSEPORT), one secret, one SQLite file."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
     port = spare_port()
     env = _env(ASYNCSESS_SECRET=SECRET, ASYNCSESS_URL=url)
-    proc = _run(["examples/fastapi_app.py", "--workers", "2", "--port", str(port)], env)
+    proc = _run([f"examples/{name}.py", "--workers", "2", "--port", str(port)], env)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(base + "/", proc)
