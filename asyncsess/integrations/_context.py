@@ -283,9 +283,9 @@ class SessionContext:
         self.set_cookies = [c for c in self.set_cookies if not c.startswith(prefix)]
 
     def retoken(self, token: str) -> None:
-        """The session moved to ``token`` (a rotation): queue the new cookie."""
-        self.token, self.source = token, "cookie"
-        if self.session.record is not None:
+        """The session moved to ``token`` (a rotation): queue the new cookie (cookie clients)."""
+        self.token = token
+        if self.source == "cookie" and self.session.record is not None:
             self._drop_session_cookies()
             self._queue(self.session.record)
 

@@ -108,6 +108,11 @@ async def test_rotation_after_a_privilege_change(serve: Serve, manager: SessionM
         assert (await client.get("/read")).json()["data"]["cart"] == CART["value"]
     async with serve(manager) as url, browser(url) as (client, _):
         assert (await client.post("/rotate")).status_code == 401
+        api = await manager.create("api-user", {"scopes": ["read", "write"]})
+        rotated = await client.post("/rotate", headers={"authorization": f"Bearer {api}"})
+        assert "set-cookie" not in rotated.headers  # a bearer client gets its token in the body
+        assert await manager.validate(api) is None
+        assert await manager.validate(rotated.json()["token"]) is not None
 
 
 @pytest.mark.anyio
