@@ -44,7 +44,8 @@ class AppProcess:
         async with asyncio.timeout(60):
             line = await self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"app process {self.name} exited at start; see {self.log}")
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"app process {self.name} exited at start:\n{tail}")
         self._reader = asyncio.create_task(self._read(self.proc.stdout))
 
     async def _read(self, stdout: asyncio.StreamReader) -> None:

@@ -11,7 +11,9 @@ app asked is before its expiry: a rejection then is a **lost session**; data
 older than the last acknowledged update is a **lost update**; an expiry earlier
 than one an app already reported is a **lost renewal**. A request that failed
 leaves what it would have changed uncertain, and nothing uncertain is judged.
-Each loss is put down to the last fault that overlapped the time between the
+A session that an app whose clock was stepped forward saw as expired (and
+its sweeper deleted) is counted apart, as expired early. Each loss is put down
+to the last fault that overlapped the time between the
 write that was lost and its detection, or to ``unexplained``.
 """
 
@@ -26,6 +28,8 @@ from .load import Event
 __all__ = ["Fault", "Finding", "Verdict", "judge"]
 
 TOLERANCE = 0.25  # seconds: a clock read inside the manager is a little after "now"
+#: Faults that move an app's clock: what they end is expired early by that clock, not lost.
+CLOCK_FAULTS = frozenset({"clock step"})
 GRACE = 5.0  # seconds after a fault during which a write acknowledged before it may be lost
 
 
@@ -58,6 +62,7 @@ class Verdict:
 
     wrong_accepts: list[Finding] = field(default_factory=list)
     losses: list[Finding] = field(default_factory=list)
+    early: list[Finding] = field(default_factory=list)  # sessions a stepped clock expired
     hangs: list[Finding] = field(default_factory=list)
     bugs: list[Finding] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -106,6 +111,12 @@ class _Judge:
         self.tokens[tid] = token
         self.by_user[user].append(tid)
 
+    def lost(self, finding: Finding) -> None:
+        """A loss; one a stepped clock explains is an early expiry (that app's clock said so)."""
+        (self.verdict.early if finding.cause in CLOCK_FAULTS else self.verdict.losses).append(
+            finding
+        )
+
     def accepted(self, event: Event, token: _Token) -> None:
         """An op that only a live session can pass succeeded."""
         self.verdict.checked["accepts"] += 1
@@ -127,7 +138,7 @@ class _Judge:
         assert event.after is not None
         self.verdict.checked["rejects judged"] += 1
         if event.after + TOLERANCE < min(token.exp_lo, token.abs_lo):
-            self.verdict.losses.append(
+            self.lost(
                 self.finding("session lost", event, token.inserted,
                              f"{min(token.exp_lo, token.abs_lo) - event.after:.1f} s before expiry")
             )  # fmt: skip
@@ -199,12 +210,10 @@ class _Judge:
         token.abs_lo = token.abs_hi = seen["a"]
         rev = seen.get("rev") or 0
         if rev < token.rev:
-            self.verdict.losses.append(
-                self.finding("update lost", e, token.rev_at, f"revision {rev} < {token.rev}")
-            )
+            self.lost(self.finding("update lost", e, token.rev_at, f"revision {rev} < {token.rev}"))
         token.rev = rev
         if seen["e"] + TOLERANCE < token.exp_lo:
-            self.verdict.losses.append(
+            self.lost(
                 self.finding("renewal lost", e, token.exp_at,
                              f"expiry {token.exp_lo - seen['e']:.1f} s earlier")
             )  # fmt: skip

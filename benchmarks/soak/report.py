@@ -86,6 +86,7 @@ def summarize(name: str, meta: dict[str, Any], events: list[Event], faults: list
             "recover_p99_s": _q(recovery, 0.99),
             "wrong_accepts": len(wrong),
             "sessions_lost": sum(f.cause == fault.name for f in verdict.losses),
+            "expired_early": sum(f.cause == fault.name for f in verdict.early),
         })  # fmt: skip
     latency = {}
     for op in sorted({e.op for e in events}):
@@ -113,6 +114,7 @@ def summarize(name: str, meta: dict[str, Any], events: list[Event], faults: list
             "wrong_accepts": _findings(verdict.wrong_accepts, t0),
             "losses_by_cause": dict(losses),
             "losses": _findings(verdict.losses[:50], t0),
+            "expired_early": len(verdict.early),
             "hangs": _findings(verdict.hangs[:50], t0),
             "hang_count": len(verdict.hangs),
             "bugs": _findings(verdict.bugs[:50], t0),
@@ -131,8 +133,8 @@ def chart(scenarios: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(len(scenarios), 1, figsize=(11, 2.6 * len(scenarios)), squeeze=False)
     for ax, sc in zip(axes[:, 0], scenarios, strict=True):
         ok, bad = sc["timeline"]["ok"], sc["timeline"]["failed"]
-        ax.plot(range(len(ok)), ok, color="tab:blue", lw=1.2, label="answered/s")
-        ax.plot(range(len(bad)), bad, color="tab:red", lw=1.2, label="failed/s")
+        ax.step(range(len(ok)), ok, where="post", color="tab:blue", lw=1.2, label="answered/s")
+        ax.step(range(len(bad)), bad, where="post", color="tab:red", lw=1.2, label="failed/s")
         top = max(ok + bad + [1])
         for n, fault in enumerate(sc["faults"]):
             start, width = fault["at_s"], max(fault["repaired_after_s"], 0.5)
@@ -141,7 +143,8 @@ def chart(scenarios: list[dict[str, Any]], path: Path) -> None:
                     va="top")  # fmt: skip
         title = (f"{sc['scenario']}: {sc['ok_per_s']:g} ok/s, {sc['failed']} failed, "
                  f"{len(sc['oracle']['wrong_accepts'])} wrong accepts, "
-                 f"{sum(sc['oracle']['losses_by_cause'].values())} lost")  # fmt: skip
+                 f"{sum(sc['oracle']['losses_by_cause'].values())} lost, "
+                 f"{sc['oracle']['expired_early']} expired early by a stepped clock")  # fmt: skip
         ax.set_title(title, fontsize=10, loc="left")
         ax.set_ylabel("requests/s")
         ax.set_ylim(0, top * 1.05)
