@@ -95,7 +95,10 @@ class SessionMiddleware:
 
     ``config`` (a :class:`SessionConfig`) holds the cookie, CSRF and conflict
     settings; ``on_store_error`` builds the answer to a store outage
-    (default :func:`store_unavailable_response`).
+    (default :func:`store_unavailable_response`). A WebSocket handshake whose
+    ``Origin`` is another site's is refused (code 1008); WebSocket routes can
+    read the session (:func:`require_session` works) but their changes to it
+    are not written back, as they send no response headers.
     """
 
     def __init__(
