@@ -37,6 +37,13 @@ async def test_secure_host_cookie_by_default_on_plain_http(
         assert cookie["samesite"] == "Lax" and cookie["path"] == "/"
         assert "domain" not in cookie
         assert IDLE - 5 <= int(cookie["max-age"]) <= IDLE
+    # Behind a TLS-terminating proxy (the app sees http) the cookie is the same.
+    proxied = SessionConfig(cookie=CookieSettings(trust_forwarded=True))
+    async with serve(manager, config=proxied) as url, browser(url) as (client, _):
+        forwarded = {"x-forwarded-proto": "https", "origin": url.replace("http:", "https:")}
+        response = await client.post("/set", json=VALUE, headers=forwarded)
+        cookie = set_cookies(response)["__Host-session"]
+        assert cookie["secure"] == "true" and cookie["httponly"] == "true"
 
 
 @pytest.mark.anyio
