@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ...exceptions import ConfigurationError, UserExists
-from ...stores.mongo import MongoStore, driver_error
+from ...stores.mongo.store import MongoStore, driver_error
 from ..user import UserRecord
 from . import UserStore
 

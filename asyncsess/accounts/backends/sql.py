@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable, UserExists
-from ...stores.sql import UNAVAILABLE, SQLStore, autocommit, reason
+from ...stores.sql.store import UNAVAILABLE, SQLStore, autocommit, reason
 from ..user import MAX_USERNAME, UserRecord
 from . import UserStore
 

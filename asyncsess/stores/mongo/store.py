@@ -36,8 +36,8 @@ import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from ..exceptions import ConfigurationError, StoreError, StoreUnavailable
-from .base import Record, Renewal, Store
+from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
+from ..base import Record, Renewal, Store
 
 __all__ = ["MongoStore"]
 

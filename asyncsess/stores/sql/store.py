@@ -29,8 +29,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ..exceptions import ConfigurationError, StoreError, StoreUnavailable
-from .base import Record, Renewal, Store
+from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
+from ..base import Record, Renewal, Store
 
 __all__ = ["DEFAULT_TABLE", "SQLStore", "metadata", "sessions_table"]
 

@@ -57,8 +57,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..exceptions import ConfigurationError, StoreError, StoreUnavailable
-from .base import Record, Renewal, Store
+from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
+from ..base import Record, Renewal, Store
 
 __all__ = ["RedisStore"]
 
