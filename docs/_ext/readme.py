@@ -30,7 +30,9 @@ _IMAGES = "readme"  # where the README's images go in the site
 
 _readme: dict[str, tuple[int, str]] = {}  # heading title -> (level, section body)
 _root = Path()
-_quoted: dict[str, str] = {}  # slug of a quoted section -> page src_uri
+#: README anchor -> (page src_uri, anchor on that page or "" for the page itself)
+_quoted: dict[str, tuple[str, str]] = {}
+_HEADING = re.compile(r"^(#{1,6}) (.+)$")
 
 
 def on_config(config: MkDocsConfig) -> None:
@@ -63,12 +65,32 @@ def _keep(level: int, title: str, body: list[str]) -> None:
         _readme[title] = (level, "\n".join(body))
 
 
+def _headings(text: str) -> list[tuple[int, str]]:
+    """The (level, title) of each heading in ``text``, outside code blocks."""
+    found, fenced = [], False
+    for line in text.splitlines():
+        fenced ^= line.startswith("```")
+        heading = None if fenced else _HEADING.match(line)
+        if heading:
+            found.append((len(heading[1]), heading[2].strip()))
+    return found
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Note which page quotes which section; add the README's images to the site."""
+    """Note where each quoted section lands; add the README's images to the site."""
     _quoted.clear()
+    inner: dict[str, tuple[str, str]] = {}  # headings inside quoted sections
     for page in files.documentation_pages():
-        for title in _MARKER.findall(Path(page.abs_src_path or "").read_text(encoding="utf-8")):
-            _quoted[slugify(title, "-")] = page.src_uri
+        text = Path(page.abs_src_path or "").read_text(encoding="utf-8")
+        for marker in _MARKER.finditer(text):
+            title = marker[1]
+            above = _headings(text[: marker.start()])
+            host = slugify(above[-1][1], "-") if above and above[-1][0] > 1 else ""
+            _quoted[slugify(title, "-")] = (page.src_uri, host)
+            for _, heading in _headings(_readme.get(title, (0, ""))[1]):
+                inner.setdefault(slugify(heading, "-"), (page.src_uri, slugify(heading, "-")))
+    for slug, place in inner.items():
+        _quoted.setdefault(slug, place)
     for path in {m[2] for m in _LINK.findall("\n".join(b for _, b in _readme.values())) if m[0]}:
         source = _root / path
         if not path.startswith(("/", "http")) and source.is_file():
@@ -82,12 +104,13 @@ def _link(match: re.Match[str], page: str) -> str:
     if target.startswith(("http://", "https://", "mailto:")):
         return match.group(0)
     if target.startswith("#"):
-        quoted = _quoted.get(target[1:])
-        if quoted is None:
+        if target[1:] not in _quoted:
             return text
-        if quoted == page:
-            return f"[{text}]({target})"
-        return f"[{text}]({posixpath.relpath(quoted, posixpath.dirname(page) or '.')}{target})"
+        where, anchor = _quoted[target[1:]]
+        fragment = f"#{anchor}" if anchor else ""
+        if where == page:
+            return f"[{text}]({fragment or '#'})"
+        return f"[{text}]({posixpath.relpath(where, posixpath.dirname(page) or '.')}{fragment})"
     if bang and (_root / target).is_file():
         rel = posixpath.relpath(f"{_IMAGES}/{target}", posixpath.dirname(page) or ".")
         return f"![{text}]({rel})"
