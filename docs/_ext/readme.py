@@ -4,7 +4,8 @@ A line ``<!-- readme: Security model -->`` on a page is replaced by the body of
 the README's section of that title (``## Security model``, or a ``###``
 section), up to the next heading of its level or above, its headings moved
 so that the section's children sit one level below the page's last heading
-above the marker. Links are made to work on
+above the marker; ``<!-- readme: The API (own text) -->`` stops at the
+section's first subsection. Links are made to work on
 the site: an anchor naming a README section that some page quotes points to
 that page; an image in the repository is copied into the site; any other link
 into the repository, or to a section no page quotes, keeps its text only. A
@@ -24,7 +25,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
-_MARKER = re.compile(r"^<!-- readme: (.+?) -->$", re.M)
+_MARKER = re.compile(r"^<!-- readme: (.+?)( \(own text\))? -->$", re.M)
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 _IMAGES = "readme"  # where the README's images go in the site
 
@@ -87,7 +88,8 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             above = _headings(text[: marker.start()])
             host = slugify(above[-1][1], "-") if above and above[-1][0] > 1 else ""
             _quoted[slugify(title, "-")] = (page.src_uri, host)
-            for _, heading in _headings(_readme.get(title, (0, ""))[1]):
+            own_text = marker[2] is not None  # then no subsection of it is on the page
+            for _, heading in [] if own_text else _headings(_readme.get(title, (0, ""))[1]):
                 inner.setdefault(slugify(heading, "-"), (page.src_uri, slugify(heading, "-")))
     for slug, place in inner.items():
         _quoted.setdefault(slug, place)
@@ -117,7 +119,7 @@ def _link(match: re.Match[str], page: str) -> str:
     return text
 
 
-def _section(title: str, page: str, base: int) -> str:
+def _section(title: str, page: str, base: int, own_text: bool) -> str:
     if title not in _readme:
         known = ", ".join(_readme)
         raise PluginError(f"{page}: README.md has no section {title!r} (it has: {known})")
@@ -128,16 +130,18 @@ def _section(title: str, page: str, base: int) -> str:
             fenced = not fenced
         elif not fenced:
             heading = re.match(r"#+", line)
+            if heading and own_text:  # the section's own text ends at its first subsection
+                break
             if heading:  # one level below the page's heading above the marker
                 line = "#" * (len(heading[0]) - level + base) + line[len(heading[0]) :]
             line = _LINK.sub(lambda m: _link(m, page), line)
         lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(lines).strip("\n")
 
 
 def _quote(match: re.Match[str], page: str) -> str:
     above = re.findall(r"^(#+) ", re.sub(r"(?ms)^```.*?^```", "", match.string[: match.start()]))
-    return _section(match.group(1), page, len(above[-1]) if above else 1)
+    return _section(match[1], page, len(above[-1]) if above else 1, bool(match[2]))
 
 
 def on_page_markdown(markdown: str, page: Page, **kwargs: Any) -> str:
