@@ -4,26 +4,22 @@ Each key ``{prefix}<HMAC of the key>`` is a list of the last ``count`` counted
 hit times (integer microseconds, oldest first) and expires (``PEXPIRE``) one
 period after its newest hit, i.e. as soon as it carries no information, so
 Redis needs no cleanup. A refund is one ``LREM``. Works on Redis 6.2+/Valkey
-and on Redis Cluster (one key per call).
+and on Redis Cluster (one key per call). The client plumbing (URL, pool sizing,
+bounded calls, error mapping) is the Redis store's: :mod:`asyncsess.stores.redis.client`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import anyio
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..exceptions import ConfigurationError, StoreError, StoreUnavailable
+from ..exceptions import ConfigurationError
+from ..stores.redis.client import Caller, client_from_url
 
 __all__ = ["RedisBackend"]
-
-T = TypeVar("T")
 
 # KEYS[1] the key (a list of counted hit times, oldest first). ARGV: now (µs, or "" for the
 # server's clock), "1" to record an allowed hit, then (count, window µs) pairs, the first the
@@ -59,7 +55,6 @@ if ARGV[2] == '1' then
 end
 return {1, remaining, 0, stamp}
 """
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError)
 
 
 class RedisBackend:
@@ -68,20 +63,9 @@ class RedisBackend:
     def __init__(self, store: str | Any, *, prefix: str, timeout: float) -> None:
         if not prefix:
             raise ConfigurationError("the rate limiter's Redis prefix must be a non-empty str")
-        if not timeout > 0:
-            raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
         self._owned = isinstance(store, str)
         if isinstance(store, str):
-            scheme, sep, rest = store.partition("://")
-            options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-            factory: Callable[..., Redis | RedisCluster] = Redis.from_url
-            if scheme.lower().endswith("+cluster"):
-                factory = RedisCluster.from_url
-                scheme = scheme[: -len("+cluster")]
-            try:
-                client = factory(f"{scheme}{sep}{rest}", **options)
-            except (ValueError, RedisError) as exc:
-                raise ConfigurationError(f"invalid rate limiter Redis URL: {exc}") from exc
+            client = client_from_url(store, timeout=timeout)
         elif isinstance(store, Redis | RedisCluster):
             client = store
         else:
@@ -90,28 +74,9 @@ class RedisBackend:
                 f"not {type(store).__name__}"
             )
         self._client: Redis | RedisCluster = client
-        # Never more calls in flight than the pool has connections: redis-py raises, not waits.
-        if isinstance(client, RedisCluster):  # max_connections is per node
-            slots = int(client.connection_kwargs.get("max_connections") or 100)
-        else:
-            slots = client.connection_pool.max_connections
-        self._slots = anyio.Semaphore(slots)
+        self._run = Caller(client, timeout=timeout, name="the rate limiter's Redis")
         self._prefix = prefix
-        self._timeout = timeout
         self._script = client.register_script(_STEP)
-
-    async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            with anyio.fail_after(self._timeout):
-                async with self._slots:
-                    return await call()
-        except (TimeoutError, *_UNAVAILABLE) as exc:
-            raise StoreUnavailable(
-                f"the rate limiter's Redis did not answer within {self._timeout:g} s "
-                f"({type(exc).__name__}); check that it is up and reachable"
-            ) from exc
-        except RedisError as exc:
-            raise StoreError(f"the rate limiter's Redis failed: {type(exc).__name__}") from exc
 
     async def step(
         self, key: str, now: int | None, limits: Sequence[tuple[int, int]], store: bool

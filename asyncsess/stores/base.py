@@ -16,10 +16,27 @@ the store moves the index entry in the same atomic step. Where that takes
 several steps (Redis Cluster), a stale index entry may be left behind, so
 ``list_user`` and ``delete_user`` check each record's owner.
 
-A new backend is one module with a :class:`Store` subclass that passes
-``tests/stores/test_conformance.py`` and ``tests/stores/test_store_contract.py``;
-register its URL scheme in :mod:`asyncsess.stores._registry` or through the
-``asyncsess.stores`` entry-point group.
+Rules every store keeps (each checked by :mod:`asyncsess.testing`):
+
+- ``insert`` on a key that exists raises :class:`RecordExists` and changes nothing.
+- A renewing ``get`` returns the record as it is stored when the call returns:
+  renewed (``expires_at = min(until, absolute_at)``) if it was live and due,
+  else unchanged (an expired record is returned as it is, never revived).
+- Per user, every call sees the effects of every call that returned before it
+  started (``insert``, ``replace``, ``delete`` then ``list_user``/``delete_user``);
+  ``list_user`` returns records in no particular order; ``delete_user`` may
+  spare a record inserted while it runs.
+
+A new backend is one module with a :class:`Store` subclass that passes the
+contract kit, :mod:`asyncsess.testing` (``StoreContract`` for pytest, or
+``await check_store(factory)``); register its URL scheme in
+:mod:`asyncsess.stores._registry` or through the ``asyncsess.stores``
+entry-point group.
+
+Optional capability (not part of the contract; the manager looks for it):
+``async def claim_sweep(self, seconds: float) -> bool`` takes the sweeping
+turn of every process sharing the store for ``seconds`` (``False`` while
+another process holds it), so a fleet sweeps once per interval. Redis has it.
 """
 
 from __future__ import annotations
@@ -29,7 +46,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, Self
 
-__all__ = ["Record", "Renewal", "Store"]
+from ..exceptions import ConfigurationError, StoreError
+
+__all__ = ["Record", "RecordExists", "Renewal", "Store"]
+
+
+class RecordExists(StoreError):
+    """:meth:`Store.insert` found a record under the key already (nothing was written)."""
 
 
 @dataclass(slots=True)
@@ -91,10 +114,13 @@ class Store(abc.ABC):
     returns a guess when the backend failed.
     """
 
-    #: URL schemes this store is registered under (documentation only).
-    schemes: ClassVar[tuple[str, ...]] = ()
     #: Whether records outlive the process (and so must be sealed in privacy mode).
     persistent: ClassVar[bool] = True
+    #: Whether the backend drops expired records by itself (Redis TTLs, MongoDB's TTL
+    #: index): :meth:`sweep` then only tidies indexes, and may be called rarely.
+    native_expiry: ClassVar[bool] = False
+    #: Transitional, leaving the contract (issue 12): URL schemes (documentation only).
+    schemes: ClassVar[tuple[str, ...]] = ()
     #: Whether :meth:`default_secret` can supply a secret when none is configured.
     provides_secret: ClassVar[bool] = False
     #: How many lookups the manager lets run at once before it batches the rest
@@ -102,9 +128,12 @@ class Store(abc.ABC):
     max_in_flight: int = 4
 
     @classmethod
-    @abc.abstractmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """Build a store from its URL; options are the store's keyword arguments."""
+        """Build a store from its URL; options are the store's keyword arguments.
+
+        Only a store registered under a URL scheme needs it.
+        """
+        raise ConfigurationError(f"{cls.__name__} cannot be built from a URL")
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (connect, create schema); called once before first use."""
@@ -118,7 +147,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
-        """Return the record stored under ``key`` (``None`` if absent), renewing it if due."""
+        """Return the record stored under ``key`` (``None`` if absent), renewing it if due.
+
+        With ``renew``, a record that is live and due is renewed in the same call
+        (see :class:`Renewal`) and returned renewed; any other is returned as stored.
+        """
 
     async def get_many(
         self, keys: Sequence[str], *, renew: Renewal | None = None
@@ -131,6 +164,8 @@ class Store(abc.ABC):
         """Store a new record (its key is fresh: 256 random bits hashed).
 
         It joins the index of its ``user_ref`` (none when ``user_ref`` is ``""``).
+        A record stored under the key already is left alone and
+        :class:`RecordExists` raised.
         """
 
     @abc.abstractmethod

@@ -39,7 +39,7 @@ from aiofiles.os import wrap
 
 from ..exceptions import ConfigurationError
 from ..sealing import MIN_SECRET_BYTES
-from .base import Record, Renewal, Store
+from .base import Record, RecordExists, Renewal, Store
 
 __all__ = ["FileStore"]
 
@@ -94,7 +94,7 @@ def _decode(key: str, raw: bytes) -> Record | None:
 class FileStore(Store):
     """Sessions as files under ``root``."""
 
-    schemes = ("file",)
+    #: Transitional (issue 12): the manager asks :meth:`key` through these until it calls it.
     provides_secret = True
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
@@ -125,7 +125,9 @@ class FileStore(Store):
         h = hashlib.sha256(user_ref.encode()).hexdigest()
         return self._users / h[:2] / h
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes, *, new: bool = False) -> None:
+        """Write ``data`` to a temporary file, then rename it over ``path`` (``new``: link it
+        there, raising :class:`FileExistsError` if ``path`` exists)."""
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -134,7 +136,13 @@ class FileStore(Store):
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if not new:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)
+        finally:
+            tmp.unlink()
 
     def _locked(self, key: str, action: Callable[[Path, Record | None], T]) -> T:
         """Run ``action(path, current record or None)`` holding the record's lock."""
@@ -260,10 +268,18 @@ class FileStore(Store):
         return [self._get_sync(key, renew) for key in keys]
 
     def _insert_sync(self, record: Record) -> None:
-        self._mark(record)  # the marker first: never a record its user cannot find
         path = self._path(record.key)
+        if path.exists():
+            raise RecordExists("a session record with this key exists already")
+        self._mark(record)  # the marker first: never a record its user cannot find
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        self._write(path, _encode(record))
+        try:
+            self._write(path, _encode(record), new=True)
+        except FileExistsError:  # inserted meanwhile: its marker (if the same user's) stays
+            current = self._read(record.key)
+            if current is None or current.user_ref != record.user_ref:
+                self._unmark(record.user_ref, record.key)
+            raise RecordExists("a session record with this key exists already") from None
 
     def _replace_sync(self, record: Record, expected_version: int) -> bool:
         def cas(path: Path, current: Record | None) -> bool:
@@ -357,9 +373,21 @@ class FileStore(Store):
         """Create the private directory tree."""
         await _thread(self._open_sync)
 
-    async def default_secret(self) -> bytes:
-        """Return the store's key file (created 0600 on first use, shared by processes)."""
+    async def key(self) -> bytes:
+        """Return the secret in the store's key file ``<root>/.key`` (32 random bytes,
+        created 0600 on first use; every process sharing the directory reads the same).
+
+        For an application with no secret of its own:
+        ``SessionManager(store, secret=await store.key())``. Sessions sealed under it
+        open only while the file is kept; a file shorter than the minimum secret is a
+        :class:`~asyncsess.ConfigurationError`.
+        """
+        await _thread(self._open_sync)
         return await _thread(self._secret_sync)
+
+    async def default_secret(self) -> bytes:
+        """Transitional (issue 12): :meth:`key`."""
+        return await self.key()
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Read one record (one worker-thread call), renewing it under lock if due."""
@@ -372,7 +400,7 @@ class FileStore(Store):
         return await _thread(self._get_many_sync, keys, renew)
 
     async def insert(self, record: Record) -> None:
-        """Write the user marker, then the record."""
+        """Write the user marker, then the record; :class:`RecordExists` if the key is taken."""
         await _thread(self._insert_sync, record)
 
     async def replace(self, record: Record, *, expected_version: int) -> bool:

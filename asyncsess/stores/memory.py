@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from .base import Record, Renewal, Store
+from .base import Record, RecordExists, Renewal, Store
 
 __all__ = ["MemoryStore"]
 
@@ -17,13 +17,11 @@ __all__ = ["MemoryStore"]
 class MemoryStore(Store):
     """A dict of records plus a per-user index."""
 
-    schemes = ("memory",)
     persistent = False
 
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
         self._users: dict[str, set[str]] = {}
-        self.peek = self._records.get
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -54,7 +52,12 @@ class MemoryStore(Store):
                 del self._users[record.user_ref]
 
     async def insert(self, record: Record) -> None:
-        """Store a new record (in its user's index unless it has no user)."""
+        """Store a new record (in its user's index unless it has no user).
+
+        :class:`RecordExists` if the key is taken.
+        """
+        if record.key in self._records:
+            raise RecordExists("a session record with this key exists already")
         self._records[record.key] = record
         self._index(record)
 

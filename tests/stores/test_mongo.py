@@ -26,7 +26,9 @@ from pymongo.monitoring import (
 import asyncsess
 from asyncsess import SessionManager, StoreError, StoreUnavailable
 from asyncsess.stores.base import Record, Renewal
-from asyncsess.stores.mongo.store import DEFAULT_COLLECTION, MongoStore, _isolated
+from asyncsess.stores.mongo import MongoStore
+from asyncsess.stores.mongo.client import _isolated
+from asyncsess.stores.mongo.store import DEFAULT_COLLECTION
 from tests.backends import StoreSpec
 from tests.backends.mongo import wire_server, with_database
 from tests.conftest import SECRET

@@ -4,28 +4,31 @@ One document per user, ``{"_id": id, "username": str, "password_hash": str,
 "created_at": float}``, in ``asyncsess_users`` with a unique index on
 ``username``, created by :meth:`MongoUsers.open` before the first write: a
 duplicate (even from two concurrent ``create_user`` calls) is refused by the
-server and becomes :class:`~asyncsess.UserExists`.
+server and becomes :class:`~asyncsess.UserExists`. The client plumbing is the
+MongoDB store's (:mod:`asyncsess.stores.mongo.client`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, Final, Self
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Self, TypeVar
 
-import pymongo
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ...exceptions import ConfigurationError, UserExists
-from ...stores.mongo.store import MongoStore, driver_error
+from ...stores.mongo.client import DEFAULT_DATABASE, call, check_timeout, client_from_url
+from ...stores.mongo.store import MongoStore
 from ..user import UserRecord
 from . import UserStore
 
 __all__ = ["DEFAULT_COLLECTION", "MongoUsers"]
 
 DEFAULT_COLLECTION: Final = "asyncsess_users"
-DEFAULT_DATABASE: Final = "asyncsess"
+T = TypeVar("T")
+
+
+def _taken() -> UserExists:
+    return UserExists("a user with this username exists already")
 
 
 class MongoUsers(UserStore):
@@ -34,10 +37,8 @@ class MongoUsers(UserStore):
     def __init__(
         self, database: Any, *, collection: str = DEFAULT_COLLECTION, timeout: float = 5.0
     ) -> None:
-        if type(timeout) not in (int, float) or not timeout > 0:
-            raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
+        self._timeout = check_timeout(timeout, "accounts")
         self._collection: Any = database[collection]
-        self._timeout = float(timeout)
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
 
     @classmethod
@@ -51,15 +52,7 @@ class MongoUsers(UserStore):
     ) -> Self:
         """From a URL (own client; database from its path), a MongoStore or a database."""
         if isinstance(target, str):
-            ms = max(1, int(timeout * 1000))
-            client_options.setdefault("serverSelectionTimeoutMS", ms)
-            client_options.setdefault("timeoutMS", ms)
-            try:
-                client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-                    target, **client_options
-                )
-            except PyMongoError as exc:
-                raise ConfigurationError(f"invalid MongoDB URL or client option: {exc}") from exc
+            client = client_from_url(target, timeout=check_timeout(timeout), **client_options)
             users = cls(
                 client.get_default_database(DEFAULT_DATABASE),
                 collection=collection,
@@ -69,30 +62,17 @@ class MongoUsers(UserStore):
             return users
         if client_options:
             raise ConfigurationError("client options only apply when accounts are given a URL")
-        database = target
-        if isinstance(target, MongoStore):
-            database = getattr(target, "database", None)
-            if database is None:
-                raise ConfigurationError(
-                    "this MongoStore does not expose its database; pass the database itself: "
-                    "Accounts(client['dbname'])"
-                )
+        database = target.database if isinstance(target, MongoStore) else target
         return cls(database, collection=collection, timeout=timeout)
 
-    @contextmanager
-    def _call(self, what: str) -> Iterator[None]:
-        try:
-            with pymongo.timeout(self._timeout):
-                yield
-        except DuplicateKeyError as exc:
-            raise UserExists("a user with this username exists already") from exc
-        except PyMongoError as exc:
-            raise driver_error(exc, what, self._timeout) from exc
+    async def _call(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        return await call(what, op, seconds=self._timeout, duplicate=_taken)
 
     async def open(self) -> None:
         """Create the unique index on ``username``."""
-        with self._call("index creation"):
-            await self._collection.create_index("username", unique=True)
+        await self._call(
+            "index creation", lambda: self._collection.create_index("username", unique=True)
+        )
 
     async def insert(self, record: UserRecord) -> None:
         """insert_one; the unique index refuses a taken username."""
@@ -102,12 +82,10 @@ class MongoUsers(UserStore):
             "password_hash": record.password_hash,
             "created_at": record.created_at,
         }
-        with self._call("insert"):
-            await self._collection.insert_one(doc)
+        await self._call("insert", lambda: self._collection.insert_one(doc))
 
     async def _one(self, query: dict[str, str]) -> UserRecord | None:
-        with self._call("get"):
-            doc = await self._collection.find_one(query)
+        doc = await self._call("get", lambda: self._collection.find_one(query))
         if doc is None:
             return None
         return UserRecord(doc["_id"], doc["username"], doc["password_hash"], doc["created_at"])
@@ -122,27 +100,24 @@ class MongoUsers(UserStore):
 
     async def set_hash(self, user_id: str, old: str, new: str) -> bool:
         """update_one filtered on the old hash."""
-        with self._call("update"):
-            result = await self._collection.update_one(
-                {"_id": user_id, "password_hash": old}, {"$set": {"password_hash": new}}
-            )
+        query = {"_id": user_id, "password_hash": old}
+        result = await self._call(
+            "update", lambda: self._collection.update_one(query, {"$set": {"password_hash": new}})
+        )
         return bool(result.matched_count)
 
     async def delete(self, user_id: str) -> bool:
         """delete_one by id."""
-        with self._call("delete"):
-            result = await self._collection.delete_one({"_id": user_id})
+        result = await self._call("delete", lambda: self._collection.delete_one({"_id": user_id}))
         return bool(result.deleted_count)
 
     async def count(self) -> int:
         """count_documents."""
-        with self._call("count"):
-            return int(await self._collection.count_documents({}))
+        return int(await self._call("count", lambda: self._collection.count_documents({})))
 
     async def wipe(self) -> int:
         """delete_many({}) (the index stays)."""
-        with self._call("wipe"):
-            result = await self._collection.delete_many({})
+        result = await self._call("wipe", lambda: self._collection.delete_many({}))
         return int(result.deleted_count)
 
     async def aclose(self) -> None:

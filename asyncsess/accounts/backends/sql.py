@@ -1,7 +1,9 @@
 """SQL users on SQLAlchemy Core: one table, by default in the sessions' database.
 
 The table is defined on :data:`metadata` (add it to your Alembic
-``target_metadata``); :func:`users_table` builds it under another name. Every
+``target_metadata``); :func:`users_table` builds it under another name (both
+from :mod:`asyncsess.stores.sql.schema`, beside the sessions table); the engine
+plumbing is the SQL store's (:mod:`asyncsess.stores.sql.engine`). Every
 call is one statement in AUTOCOMMIT mode; a duplicate username is refused by
 the table's unique constraint (so two concurrent ``create_user`` calls of one
 name cannot both win) and becomes :class:`~asyncsess.UserExists`.
@@ -13,43 +15,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final, Self
 
-import anyio
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ...exceptions import ConfigurationError, StoreError, StoreUnavailable, UserExists
-from ...stores.sql.store import UNAVAILABLE, SQLStore, autocommit, reason
-from ..user import MAX_USERNAME, UserRecord
+from ...exceptions import ConfigurationError, UserExists
+from ...stores.sql.engine import autocommit, engine_from_url, ensure_table, guarded
+from ...stores.sql.schema import DEFAULT_USERS_TABLE as DEFAULT_TABLE
+from ...stores.sql.schema import users_metadata as metadata
+from ...stores.sql.schema import users_table
+from ...stores.sql.store import SQLStore
+from ..user import UserRecord
 from . import UserStore
 
 __all__ = ["DEFAULT_TABLE", "SQLUsers", "metadata", "users_table"]
 
-DEFAULT_TABLE: Final = "asyncsess_users"
-_MY: Final = ("mysql", "mariadb")
-
-
-def users_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
-    """Define the users table called ``name`` on ``metadata`` and return it."""
-    # Binary collation on MySQL/MariaDB: usernames are compared exactly as normalised.
-    username = sa.String(MAX_USERNAME).with_variant(
-        mysql.VARCHAR(MAX_USERNAME, collation="utf8mb4_bin"), *_MY
-    )
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("username", username, nullable=False),
-        sa.Column("password_hash", sa.String(512), nullable=False),
-        sa.Column("created_at", sa.Double, nullable=False),  # seconds since the epoch
-        sa.UniqueConstraint("username", name=f"uq_{name}_username"),
-    )
-
-
-#: The schema of the default table, for the application's own migrations.
-metadata = sa.MetaData()
-users_table(metadata)
+_WHAT: Final = "the accounts database"
 
 
 class SQLUsers(UserStore):
@@ -68,7 +49,7 @@ class SQLUsers(UserStore):
         self._engine = autocommit(engine)
         self._timeout = timeout
         self._create = create_table
-        self._owned: SQLStore | None = None
+        self._owned = False
         self.table = (
             metadata.tables[table] if table == DEFAULT_TABLE else users_table(sa.MetaData(), table)
         )
@@ -84,10 +65,8 @@ class SQLUsers(UserStore):
         **engine_options: Any,
     ) -> Self:
         """From a URL (own engine), a SQLStore (its engine) or an AsyncEngine."""
-        owned = None
         if isinstance(target, str):
-            owned = SQLStore.from_url(target, timeout=timeout, **engine_options)
-            engine = owned.engine
+            engine = engine_from_url(target, timeout=timeout, **engine_options)
         elif engine_options:
             raise ConfigurationError("engine options only apply when accounts are given a URL")
         elif isinstance(target, SQLStore):
@@ -97,39 +76,24 @@ class SQLUsers(UserStore):
         else:
             raise ConfigurationError(f"not an SQL target: {type(target).__name__}")
         users = cls(engine, table=table, timeout=timeout, create_table=create_table)
-        users._owned = owned
+        users._owned = isinstance(target, str)
         return users
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            with anyio.fail_after(self._timeout):
-                async with self._engine.connect() as conn:
-                    yield conn
-        except TimeoutError as exc:
-            raise StoreUnavailable(
-                f"the accounts database did not answer within {self._timeout:g} s"
-            ) from exc
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"the accounts database is unavailable: {reason(exc)}") from exc
-        except sa_exc.SQLAlchemyError as exc:
-            raise StoreError(f"the accounts database failed: {reason(exc)}") from exc
+        with guarded(_WHAT, self._timeout):
+            async with self._engine.connect() as conn:
+                yield conn
 
     async def _rowcount(self, statement: sa.Executable) -> int:
         async with self._connect() as conn:
             return (await conn.execute(statement)).rowcount
 
     async def open(self) -> None:
-        """Create the table unless it exists (``create_table=True``)."""
-        if not self._create:
-            return
+        """Create the table unless it exists (``create_table=True``), or check that it
+        exists (``create_table=False``: else :class:`~asyncsess.ConfigurationError`)."""
         async with self._connect() as conn:
-            try:
-                await conn.run_sync(self.table.create, checkfirst=True)
-            except (sa_exc.ProgrammingError, sa_exc.IntegrityError, sa_exc.OperationalError):
-                # Another process may have created it between the check and CREATE.
-                if not await conn.run_sync(lambda c: sa.inspect(c).has_table(self.table.name)):
-                    raise
+            await ensure_table(conn, self.table, create=self._create)
 
     async def insert(self, record: UserRecord) -> None:
         """INSERT; the unique constraint refuses a taken username."""
@@ -183,6 +147,6 @@ class SQLUsers(UserStore):
 
     async def aclose(self) -> None:
         """Dispose of the engine if it was made from a URL."""
-        owned, self._owned = self._owned, None
-        if owned is not None:
-            await owned.aclose()
+        owned, self._owned = self._owned, False
+        if owned:
+            await self._engine.dispose()

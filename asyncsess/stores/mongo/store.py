@@ -23,51 +23,24 @@ of that API, is not supported.)
 
 from __future__ import annotations
 
-import asyncio
 import math
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, ClassVar, Self, TypeVar
 
-import anyio
-import pymongo
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
-from ..base import Record, Renewal, Store
+from ...exceptions import ConfigurationError
+from .._url import split_query
+from ..base import Record, RecordExists, Renewal, Store
+from .client import DEFAULT_DATABASE, call, check_timeout, client_from_url
 
-__all__ = ["MongoStore"]
+__all__ = ["DEFAULT_COLLECTION", "MongoStore"]
 
-DEFAULT_DATABASE = "asyncsess"
 DEFAULT_COLLECTION = "asyncsess_sessions"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the largest date both sides accept
-_ISOLATE = sys.version_info < (3, 12)
 T = TypeVar("T")
-
-
-async def _isolated(op: Awaitable[T], grace: float) -> T:
-    """Await ``op`` in a task of its own that a cancellation of the caller does not reach.
-
-    On Python 3.11, ``asyncio.wait_for`` (PyMongo's connection pool waits with it)
-    leaves the pool's lock held if it is cancelled while handling its own timeout,
-    and the pool deadlocks. So a cancelled caller lets the operation finish (it is
-    bounded by the store's timeout) for up to ``grace`` seconds. Not needed on 3.12+.
-    """
-    task = asyncio.ensure_future(op)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with anyio.move_on_after(grace, shield=True):
-            await asyncio.wait([task])
-        if not task.done():
-            task.cancel()
-        elif not task.cancelled():
-            task.exception()  # mark it retrieved: the caller is cancelled anyway
-        raise
 
 
 def _ttl_date(ts: float) -> datetime:
@@ -120,20 +93,8 @@ def _renew_all(renew: Renewal) -> list[dict[str, Any]]:
     ]
 
 
-def driver_error(exc: PyMongoError, what: str, timeout: float) -> StoreError:
-    """The asyncsess error for a PyMongo error during ``what`` (fail closed)."""
-    if isinstance(exc, ConnectionFailure) or exc.timeout:
-        return StoreUnavailable(
-            f"MongoDB did not answer {what} within {timeout:g} s "
-            f"({type(exc).__name__}); check that the server is reachable"
-        )
-    return StoreError(f"MongoDB {what} failed: {type(exc).__name__}")
-
-
-def _check_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ConfigurationError(f"MongoStore timeout must be > 0 seconds, not {timeout!r}")
-    return float(timeout)
+def _exists() -> RecordExists:
+    return RecordExists("MongoDB insert failed: a session with this key exists")
 
 
 class MongoStore(Store):
@@ -145,7 +106,7 @@ class MongoStore(Store):
     owns a client instead. ``timeout`` (seconds) bounds every call.
     """
 
-    schemes = ("mongodb", "mongodb+srv")
+    native_expiry: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -154,7 +115,7 @@ class MongoStore(Store):
         collection: Any = DEFAULT_COLLECTION,
         timeout: float = 5.0,
     ) -> None:
-        self._timeout = _check_timeout(timeout)
+        self._timeout = check_timeout(timeout)
         if isinstance(collection, str):
             if database is None:
                 raise ConfigurationError(
@@ -167,6 +128,8 @@ class MongoStore(Store):
                 f"MongoStore collection must be a name or an async collection, not {collection!r}"
             )
         self._collection: Any = collection
+        #: The database the collection is in (accounts on the same database use it).
+        self.database: Any = collection.database
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
 
     @classmethod
@@ -177,31 +140,14 @@ class MongoStore(Store):
         (``?collection=sessions&timeout=2``); any other keyword or query option
         goes to :class:`pymongo.AsyncMongoClient`.
         """
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in query if k in ("collection", "timeout")}
-        url = urlunsplit(parts._replace(query=urlencode([kv for kv in query if kv[0] not in ours])))
+        url, ours = split_query(url, ("collection", "timeout"))
         collection = options.pop("collection", ours.get("collection", DEFAULT_COLLECTION))
-        timeout = options.pop("timeout", ours.get("timeout", 5.0))
-        if isinstance(timeout, str):
-            try:
-                timeout = float(timeout)
-            except ValueError:
-                raise ConfigurationError(
-                    f"MongoStore timeout must be a number of seconds, not {timeout!r}"
-                ) from None
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(options.pop("timeout", ours.get("timeout", 5.0)))
         if not isinstance(collection, str):
             raise ConfigurationError(
                 "from_url takes a collection *name*; pass objects to MongoStore"
             )
-        ms = max(1, int(timeout * 1000))
-        options.setdefault("serverSelectionTimeoutMS", ms)
-        options.setdefault("timeoutMS", ms)
-        try:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, **options)
-        except PyMongoError as exc:
-            raise ConfigurationError(f"invalid MongoDB URL or client option: {exc}") from exc
+        client = client_from_url(url, timeout=timeout, **options)
         store = cls(
             client.get_default_database(DEFAULT_DATABASE), collection=collection, timeout=timeout
         )
@@ -210,13 +156,7 @@ class MongoStore(Store):
 
     async def _run(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         """Run ``op()`` (driver calls) bounded by ``timeout``, mapping driver errors."""
-        try:
-            with pymongo.timeout(self._timeout):
-                return await (_isolated(op(), self._timeout + 1) if _ISOLATE else op())
-        except DuplicateKeyError as exc:
-            raise StoreError(f"MongoDB {what} failed: a session with this key exists") from exc
-        except PyMongoError as exc:
-            raise driver_error(exc, what, self._timeout) from exc
+        return await call(what, op, seconds=self._timeout, duplicate=_exists)
 
     async def open(self) -> None:
         """Create the TTL index on ``expires_at`` and the index on ``user_ref``."""
@@ -274,7 +214,7 @@ class MongoStore(Store):
         return [found.get(key) for key in keys]
 
     async def insert(self, record: Record) -> None:
-        """Store a new record; an existing key raises :class:`~asyncsess.StoreError`."""
+        """Store a new record; an existing key raises :class:`RecordExists`."""
         await self._run("insert", lambda: self._collection.insert_one(_document(record)))
 
     async def replace(self, record: Record, *, expected_version: int) -> bool:

@@ -40,151 +40,32 @@ sees it.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import struct
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from datetime import timedelta
-from typing import Any, ClassVar, ParamSpec, Self, TypeVar, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, ClassVar, Self, cast
 
-import anyio
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError
 
-from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
-from ..base import Record, Renewal, Store
+from ...exceptions import ConfigurationError, StoreUnavailable
+from .._url import split_query
+from ..base import Record, RecordExists, Renewal, Store
+from . import scripts
+from .client import Caller, client_from_url
+from .scripts import ms as _ms
+from .scripts import pack, unpack
 
 __all__ = ["RedisStore"]
 
-T = TypeVar("T")
-P = ParamSpec("P")
 _SCAN = 1000
 _CHUNK = 1000  # records one script deletes at most: Redis runs nothing else meanwhile
-_IDLE = 8  # connections kept for reads: the batcher keeps at most max_in_flight busy
-_PACKED = struct.Struct(">dddiH")
-_UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
+_IDLE = 8  # connections kept for reads: the batcher keeps a few busy at most
 _DURABILITY: dict[str, Callable[[Any], Any]] = {"wait_replicas": int, "wait_timeout": float}
-
-_MS = "local function ms(t) return string.format('%.0f', math.ceil(tonumber(t) * 1000)) end\n"
-# A record is one string: struct ">dddiH" (created, expires, absolute, version,
-# len(user_ref)), then user_ref and payload. Byte offsets (Lua's are 1-based): expires
-# at 8, version at 24, user_ref from 30.
-_RECORD = """
-local function owner(r) return string.sub(r, 31, 30 + struct.unpack('>H', r, 29)) end
-"""
-# KEYS[1] index; ARGV member, score, expiry in ms: add, and never shorten the index's life.
-_INDEX = """
-local function index_add(k)
-  redis.call('ZADD', k, 'LT', ARGV[2], ARGV[1])
-  local ttl = redis.call('PTTL', k)
-  if ttl >= 0 then
-    local t = redis.call('TIME')
-    if t[1] * 1000 + math.floor(t[2] / 1000) + ttl >= tonumber(ARGV[3]) then return end
-  end
-  redis.call('PEXPIREAT', k, ARGV[3])
-end
-"""
-# KEYS[1] record [, KEYS[2] its index: none without a user]; ARGV 1-3 as _INDEX, 4
-# expected version ('' to insert), 5 the record, 6 its expiry in ms, 7 the index key
-# prefix (single node; '' leaves the entry of a record moved to another user to the
-# caller). Returns false if not at the expected version, else the owner it had ('' none).
-_PUT = (
-    _INDEX
-    + _RECORD
-    + """
-local was = ''
-if ARGV[4] ~= '' then
-  local r = redis.call('GET', KEYS[1])
-  if not r or struct.unpack('>i', r, 25) ~= tonumber(ARGV[4]) then return false end
-  was = owner(r)
-end
-redis.call('SET', KEYS[1], ARGV[5], 'PXAT', ARGV[6])
-if KEYS[2] then index_add(KEYS[2]) end
-if was ~= '' and ARGV[7] ~= '' and ARGV[7] .. was .. '}' ~= KEYS[2] then
-  redis.call('ZREM', ARGV[7] .. was .. '}', ARGV[1])
-end
-return was
-"""
-)
-# KEYS records found due for renewal; ARGV now, threshold, until, until in ms. Re-checks
-# each, renews it in place (SETRANGE keeps its TTL, PEXPIREAT moves it) and returns it.
-_RENEW = (
-    _MS
-    + """
-local now, threshold, later = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rows = {}
-for i, key in ipairs(KEYS) do
-  local r = redis.call('GET', key)
-  if r then
-    local e, a = struct.unpack('>dd', r, 9)
-    if now < e and e < threshold then
-      local new, at = later, ARGV[4]
-      if a < later then new, at = a, ms(a) end
-      if new > e then
-        local packed = struct.pack('>d', new)
-        redis.call('SETRANGE', key, 8, packed)
-        redis.call('PEXPIREAT', key, at)
-        r = string.sub(r, 1, 8) .. packed .. string.sub(r, 17)
-      end
-    end
-  end
-  rows[i] = r
-end
-return rows
-"""
-)
-# KEYS[1] record; ARGV owner ('' any), member, index key prefix ('' to leave the index),
-# expected version ('' any). Returns false if not deleted, else its owner ('' none).
-_DELETE = (
-    _RECORD
-    + """
-local r = redis.call('GET', KEYS[1])
-if not r then return false end
-local u = owner(r)
-if ARGV[1] ~= '' and u ~= ARGV[1] then return false end
-if ARGV[4] ~= '' and struct.unpack('>i', r, 25) ~= tonumber(ARGV[4]) then return false end
-redis.call('DEL', KEYS[1])
-if ARGV[3] ~= '' and u ~= '' then redis.call('ZREM', ARGV[3] .. u .. '}', ARGV[2]) end
-return u
-"""
-)
-# KEYS[1] index (single node only: reaches the records it names); ARGV record key
-# prefix, user_ref, key to keep, chunk. Deletes the records (checking their owner) and
-# entries of the index's first `chunk` members; returns {deleted, members read}.
-_DELETE_USER = (
-    _RECORD
-    + """
-local n = 0
-local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
-for _, m in ipairs(members) do
-  if m ~= ARGV[3] then
-    local k = ARGV[1] .. m .. '}'
-    local r = redis.call('GET', k)
-    if r and owner(r) == ARGV[2] then redis.call('DEL', k); n = n + 1 end
-    redis.call('ZREM', KEYS[1], m)
-  end
-end
-return {n, #members}
-"""
-)
-# KEYS[1] record; ARGV now. 0 gone, 1 deleted (expired), else its live expires_at.
-_SWEEP = """
-local r = redis.call('GET', KEYS[1])
-if not r then return 0 end
-local e = struct.unpack('>d', r, 9)
-if e <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]); return 1 end
-return string.format('%.17g', e)
-"""
-
-
-def _ms(t: float) -> str:
-    return str(math.ceil(t * 1000))
 
 
 def _hash_tagged(prefix: str) -> bool:
@@ -210,7 +91,7 @@ class RedisStore(Store):
     primary left without replicas fail until one is back.
     """
 
-    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+cluster", "rediss+cluster")
+    native_expiry: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -220,8 +101,9 @@ class RedisStore(Store):
         timeout: float | timedelta = 5.0,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        direct_reads: bool = True,
     ) -> None:
-        self._timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         if type(wait_replicas) is not int or wait_replicas < 0 or not wait_timeout > 0:
             raise ConfigurationError(
                 "RedisStore wait_replicas must be an int >= 0 and wait_timeout > 0 seconds, "
@@ -230,33 +112,29 @@ class RedisStore(Store):
         self._wait = (wait_replicas, str(math.ceil(wait_timeout * 1000)))
         if not prefix:
             raise ConfigurationError("RedisStore prefix must be a non-empty str, e.g. 'asyncsess:'")
-        if not self._timeout > 0:
-            raise ConfigurationError(f"RedisStore timeout must be > 0 seconds, not {timeout!r}")
         if client.get_encoder().decode_responses:
             raise ConfigurationError("pass RedisStore a client created with decode_responses=False")
         self._client, self._owned, self.prefix = client, False, prefix
         self._any: Any = client  # for calls whose redis-py types are too loose to use
         self._cluster = isinstance(client, RedisCluster)
-        # never more commands in flight than the pool has connections (redis-py raises, not waits)
-        if isinstance(client, RedisCluster):  # max_connections is per node
-            slots = int(client.connection_kwargs.get("max_connections") or 100)
-        else:
-            slots = client.connection_pool.max_connections
-        # reads go straight to connections the store keeps leased from the pool (see
-        # _read) unless the client is a cluster, pinned to one connection or has a tiny pool
+        # with direct_reads, reads go straight to connections the store keeps leased from the
+        # pool (see _read) unless the client is a cluster, pinned to one connection or has a
+        # tiny pool
+        slots = 0 if isinstance(client, RedisCluster) else client.connection_pool.max_connections
         pinned = getattr(client, "single_connection_client", True)
-        self._direct = not self._cluster and not pinned and slots >= 2 * _IDLE
+        self._direct = direct_reads and not self._cluster and not pinned and slots >= 2 * _IDLE
         self._keep = min(_IDLE, slots // 4) if self._direct else 0
         self._idle: list[Any] = []
-        self._slots, self._setup = asyncio.Semaphore(slots - self._keep), anyio.Lock()
-        self._ready = not self._cluster
+        # every call bounded, never more in flight than the pool has connections
+        self._run = Caller(client, timeout=seconds, name="Redis", reserve=self._keep)
+        self._timeout = seconds
         self._one_node = not self._cluster or _hash_tagged(prefix)
-        self._renew = client.register_script(_RENEW)
-        self._put = client.register_script(_PUT)
-        self._index = client.register_script(_INDEX + "index_add(KEYS[1])")
-        self._delete = client.register_script(_DELETE)
-        self._delete_user = client.register_script(_DELETE_USER)
-        self._sweep = client.register_script(_SWEEP)
+        self._renew = client.register_script(scripts.RENEW)
+        self._put = client.register_script(scripts.PUT)
+        self._index = client.register_script(scripts.INDEX + "index_add(KEYS[1])")
+        self._delete = client.register_script(scripts.DELETE)
+        self._delete_user = client.register_script(scripts.DELETE_USER)
+        self._sweep = client.register_script(scripts.SWEEP)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -268,22 +146,15 @@ class RedisStore(Store):
         own (redis-py would wrap every read in ``asyncio.wait_for``): each call is
         bounded by ``timeout`` as a whole; connecting is bounded by it too.
         """
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in query if k in ("prefix", "timeout", *_DURABILITY)}
+        rest, ours = split_query(url, ("prefix", "timeout", *_DURABILITY))
         prefix = options.pop("prefix", ours.get("prefix", "asyncsess:"))
         timeout = options.pop("timeout", float(ours.get("timeout", 5.0)))
         durability = {k: options.pop(k, ours.get(k)) for k in _DURABILITY}
         durability = {k: _DURABILITY[k](v) for k, v in durability.items() if v is not None}
+        direct_reads = bool(options.pop("direct_reads", True))
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        options.setdefault("socket_timeout", None)
-        options.setdefault("socket_connect_timeout", seconds)
-        scheme = parts.scheme.lower()
-        rest = urlencode([(k, v) for k, v in query if k not in ours])
-        plain = urlunsplit((scheme.removesuffix("+cluster"), parts.netloc, parts.path, rest, ""))
-        factory = RedisCluster if scheme.endswith("+cluster") else Redis
-        client = factory.from_url(plain, **options)
-        store = cls(client, prefix=prefix, timeout=timeout, **durability)
+        client = client_from_url(rest, timeout=seconds, **options)
+        store = cls(client, prefix=prefix, timeout=timeout, direct_reads=direct_reads, **durability)
         store._owned = True
         return store
 
@@ -291,28 +162,6 @@ class RedisStore(Store):
         return f"RedisStore(prefix={self.prefix!r}, cluster={self._cluster})"
 
     # -- plumbing ---------------------------------------------------------
-
-    async def _run(self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs) -> T:
-        """Run one step within the timeout, mapping driver errors (fail closed)."""
-        try:
-            # asyncio's own timeout and semaphore: redis.asyncio runs on asyncio only, and
-            # neither yields to the loop when nothing waits (anyio's checkpoint would)
-            async with asyncio.timeout(self._timeout):
-                async with self._slots:
-                    if not self._ready:  # a cluster client is set up once, before any
-                        async with self._setup:  # concurrent use (lazy set-up races in redis-py)
-                            if not self._ready:
-                                await self._client.initialize()
-                                self._ready = True
-                    return await step(*args, **kw)
-        except (TimeoutError, RedisTimeoutError) as exc:
-            raise StoreUnavailable(
-                f"Redis did not answer within {self._timeout:g} s; check that it is up"
-            ) from exc
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
-        except RedisError as exc:
-            raise StoreError(f"Redis refused a session operation: {exc}") from exc
 
     async def _read(self, *command: Any) -> Any:
         """Run one idempotent read command on a connection the store keeps between calls.
@@ -425,23 +274,6 @@ class RedisStore(Store):
     def _pattern(self, tail: str) -> str:
         return "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + tail
 
-    @staticmethod
-    def _record(key: str, row: bytes | None) -> Record | None:
-        if row is None:
-            return None
-        try:
-            c, e, a, v, n = _PACKED.unpack_from(row)
-            end = _PACKED.size + n
-            return Record(key, row[_PACKED.size : end].decode(), row[end:], v, c, e, a)
-        except (struct.error, TypeError, UnicodeDecodeError) as exc:
-            raise StoreError(f"Redis session record {key[:8]}… is malformed: {exc}") from exc
-
-    @staticmethod
-    def _pack(record: Record) -> bytes:
-        user_ref = record.user_ref.encode()
-        times = (record.created_at, record.expires_at, record.absolute_at)
-        return _PACKED.pack(*times, record.version, len(user_ref)) + user_ref + record.payload
-
     # -- the store protocol ---------------------------------------------
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
@@ -451,7 +283,7 @@ class RedisStore(Store):
             row = await self._run(self._read, "GET", skey)
         else:
             row = await self._run(self._any.get, skey)
-        record = self._record(key, row)
+        record = unpack(key, row)
         if renew is not None and record is not None and renew.apply(record) is not None:
             return (await self._renewed([record], renew))[0]
         return record
@@ -473,7 +305,7 @@ class RedisStore(Store):
             for skey in skeys:
                 pipe.get(skey)
             rows = await self._run(pipe.execute)
-        records = [self._record(key, row) for key, row in zip(keys, rows, strict=True)]
+        records = [unpack(key, row) for key, row in zip(keys, rows, strict=True)]
         if renew is None:
             return records
         due = [i for i, r in enumerate(records) if r is not None and renew.apply(r) is not None]
@@ -492,31 +324,41 @@ class RedisStore(Store):
         else:
             found = await self._run(self._each, self._renew, [(k, args) for k in skeys])
             rows = [row[0] for row in found]
-        return [self._record(r.key, row) for r, row in zip(due, rows, strict=True)]
+        return [unpack(r.key, row) for r, row in zip(due, rows, strict=True)]
 
     async def _write(self, record: Record, expected: str) -> bool:
+        """Insert (``expected`` ``""``) or compare-and-set; ``False`` if not at ``expected``.
+
+        Raises :class:`RecordExists` when inserting over an existing record.
+        """
         ukey = self._ukey(record.user_ref)
         args: list[Any] = [
             *(record.key, repr(record.expires_at)),  # the index entry
             _ms(max(record.absolute_at, record.expires_at)),  # and its life
-            *(expected, self._pack(record), _ms(record.expires_at)),
+            *(expected, pack(record), _ms(record.expires_at)),
             self._ukey("")[:-1] if self._one_node else "",  # where the old entry is
         ]
         skey = self._skey(record.key)
         if self._one_node:
             keys = [skey, ukey] if record.user_ref else [skey]
-            return await self._script(self._put, keys, args) is not None
-        if record.user_ref:  # index first: never a record its user cannot find
-            await self._script(self._index, [ukey], args)
-        was = await self._script(self._put, [skey], args)
+            was = await self._script(self._put, keys, args)
+        else:
+            if record.user_ref:  # index first: never a record its user cannot find
+                await self._script(self._index, [ukey], args)
+            was = await self._script(self._put, [skey], args)
+        if was == 0:
+            raise RecordExists(f"a session record with key {record.key[:8]}… exists already")
         if was is None:
             return False
+        if self._one_node:
+            return True
         if was and was.decode() != record.user_ref:  # moved: then the old entry goes
             await self._client.zrem(self._ukey(was.decode()), record.key)
         return True
 
     async def insert(self, record: Record) -> None:
-        """Store a new record and add it to its user's index (atomic on one node)."""
+        """Store a new record and add it to its user's index (atomic on one node);
+        :class:`~asyncsess.stores.base.RecordExists` if its key is taken."""
         await self._run(self._write, record, "")
 
     async def replace(self, record: Record, *, expected_version: int) -> bool:
@@ -574,7 +416,7 @@ class RedisStore(Store):
         for member in members:
             pipe.get(self._skey(member))
         rows = await pipe.execute() if members else []
-        records = [self._record(m, row) for m, row in zip(members, rows, strict=True)]
+        records = [unpack(m, row) for m, row in zip(members, rows, strict=True)]
         return [r for r in records if r is not None and r.user_ref == user_ref]
 
     async def list_user(self, user_ref: str) -> list[Record]:
@@ -624,7 +466,7 @@ class RedisStore(Store):
                     pipe.get(key)
                 for row in await self._run(pipe.execute):
                     if row is not None:
-                        expires_at = _PACKED.unpack_from(row)[1]
+                        expires_at = scripts.PACKED.unpack_from(row)[1]
                         live += expires_at > now
                         expired += expires_at <= now
         return live, expired

@@ -1,6 +1,7 @@
 """SQL on SQLAlchemy's asyncio extension: the session store, the schema (sessions and
-users) and the engine plumbing the accounts share (:mod:`.engine`)."""
+users, :mod:`.schema`) and the engine plumbing the accounts share (:mod:`.engine`)."""
 
-from .store import DEFAULT_TABLE, SQLStore, metadata, sessions_table
+from .schema import DEFAULT_TABLE, metadata, sessions_table
+from .store import SQLStore
 
 __all__ = ["DEFAULT_TABLE", "SQLStore", "metadata", "sessions_table"]

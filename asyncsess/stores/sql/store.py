@@ -1,16 +1,11 @@
 """SQL store on SQLAlchemy 2's asyncio extension: SQLite, PostgreSQL, MySQL and MariaDB.
 
-One table, built with SQLAlchemy Core on :data:`metadata` so that applications
-can add it to their own Alembic migrations (``target_metadata = [app_metadata,
-asyncsess.stores.sql.metadata]``); :func:`sessions_table` builds it under another
-name. Every statement runs in AUTOCOMMIT mode: each call is a single statement
+One table (:mod:`.schema`: :data:`metadata`, :func:`sessions_table`). Every
+statement runs in AUTOCOMMIT mode: each call is a single statement
 (a sweep is two, each safe alone), so a read costs one round trip and no
 ``BEGIN``/``ROLLBACK``.
 
-``user_ref`` is a 64-character keyed hash in privacy mode (the default); with
-privacy mode off it is the plaintext user id, which must fit in 255 characters
-(compared byte-wise on MySQL/MariaDB, which pad trailing spaces); ``""`` for a
-session without a user. A rewrite sets every column in one ``UPDATE``, so a
+A rewrite sets every column in one ``UPDATE``, so a
 record moving to another user reference moves in the same statement.
 """
 
@@ -25,32 +20,18 @@ from typing import Any, Final, Self
 import anyio
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
-from ..base import Record, Renewal, Store
+from ..base import Record, RecordExists, Renewal, Store
+from .engine import UNAVAILABLE, autocommit, engine_from_url, ensure_table, guarded, reason
+from .schema import DEFAULT_TABLE, metadata, sessions_table
 
-__all__ = ["DEFAULT_TABLE", "SQLStore", "metadata", "sessions_table"]
+__all__ = ["SQLStore"]
 
-DEFAULT_TABLE: Final = "asyncsess_sessions"
-#: The async driver filled in for a bare ``dialect://`` URL.
-_DRIVERS: Final = dict(sqlite="aiosqlite", postgresql="asyncpg", mysql="asyncmy", mariadb="asyncmy")
-#: Each driver's connect (SQLite: busy) timeout argument, set from ``timeout`` unless given.
-_CONNECT_TIMEOUT: Final = dict(
-    aiosqlite="timeout", asyncpg="timeout", asyncmy="connect_timeout", aiomysql="connect_timeout"
-)
-_MY: Final = ("mysql", "mariadb")
-#: Failures that mean "the database is not there right now": retry later, fail closed.
-UNAVAILABLE: Final = (
-    OSError,  # also builtin TimeoutError; drivers raise refused connections unwrapped
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    sa_exc.DisconnectionError,
-)
+_WHAT: Final = "the SQL store"
 _NO_LOCK: Final = nullcontext()
+_KEEP: Final = 4  # driver connections kept between direct reads, at most
 #: Drivers whose reads the store runs itself on leased connections (see SQLStore._fetch).
 _DIRECT: Final = ("asyncpg", "asyncmy")
 #: Driver exception classes (by name, anywhere in the MRO) that mean the server is not
@@ -59,69 +40,23 @@ _DIRECT: Final = ("asyncpg", "asyncmy")
 _DRIVER_UNAVAILABLE: Final = ("Connect", "Interface", "Operational", "Shutdown")
 
 
-def sessions_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
-    """Define the sessions table called ``name`` on ``metadata`` and return it."""
-    text_type = sa.String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), *_MY)
-    key_type = sa.String(64).with_variant(mysql.CHAR(64, collation="ascii_bin"), *_MY)
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("key", key_type, primary_key=True),  # SHA-256 of the token, hex
-        sa.Column("user_ref", text_type, nullable=False),
-        sa.Column(
-            "payload",
-            sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), *_MY),  # BLOB stops at 64 KiB
-            nullable=False,
-        ),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.Double, nullable=False),  # seconds since the epoch
-        sa.Column("expires_at", sa.Double, nullable=False),
-        sa.Column("absolute_at", sa.Double, nullable=False),
-        sa.Index(f"ix_{name}_user_ref", "user_ref"),
-        sa.Index(f"ix_{name}_expires_at", "expires_at"),
-    )
-
-
-#: The schema of the default table, for the application's own migrations.
-metadata = sa.MetaData()
-sessions_table(metadata)
-
-
-def autocommit(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` in AUTOCOMMIT mode: single statements need no BEGIN and ROLLBACK.
-
-    An engine made with ``isolation_level="AUTOCOMMIT"`` is returned as is
-    (setting it per checkout would cost a reset on every checkin).
-    """
-    level = engine.get_execution_options().get("isolation_level")
-    on_connect = getattr(engine.sync_engine.dialect, "_on_connect_isolation_level", None)
-    if "AUTOCOMMIT" in (level, on_connect):
-        return engine
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 def _record(row: Sequence[Any]) -> Record:
     return Record(row[0], row[1], bytes(row[2]), *row[3:7])
 
 
 def _values(record: Record) -> dict[str, Any]:
-    return {field: getattr(record, field) for field in Record.__slots__}
+    return {field: getattr(record, field) for field in _FIELDS}
 
 
-def reason(exc: BaseException) -> str:
-    """The driver's own message, without the statement and parameters SQLAlchemy appends."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0][:200]}" if lines else type(cause).__name__
-
-
-def _failure(exc: Exception) -> StoreError:
-    """The asyncsess error for an SQLAlchemy, sqlite3 or OS error (fail closed)."""
-    if isinstance(exc, (*UNAVAILABLE, sqlite3.OperationalError)):
-        return StoreUnavailable(f"the SQL store is unavailable: {reason(exc)}")
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return StoreUnavailable(f"the SQL store failed: {reason(exc)}")
-    return StoreError(f"the SQL store failed: {reason(exc)}")
+_FIELDS: Final = (
+    "key",
+    "user_ref",
+    "payload",
+    "version",
+    "created_at",
+    "expires_at",
+    "absolute_at",
+)
 
 
 def _driver_unavailable(exc: Exception) -> bool:
@@ -130,13 +65,6 @@ def _driver_unavailable(exc: Exception) -> bool:
         return False
     names = " ".join(k.__name__ for k in type(exc).__mro__)
     return isinstance(exc, OSError) or any(n in names for n in _DRIVER_UNAVAILABLE)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-    cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL, far fewer fsyncs
-    cursor.close()
 
 
 class SQLStore(Store):
@@ -149,8 +77,6 @@ class SQLStore(Store):
     already (migrations).
     """
 
-    schemes = ("sqlite", "postgresql", "mysql", "mariadb")
-
     def __init__(
         self,
         *,
@@ -158,6 +84,7 @@ class SQLStore(Store):
         table: str = DEFAULT_TABLE,
         timeout: float = 5.0,
         create_table: bool = True,
+        direct_reads: bool = True,
     ) -> None:
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
@@ -196,7 +123,7 @@ class SQLStore(Store):
         # aiosqlite: these run straight on the driver with SQLAlchemy's compiled SQL: one
         # hop to its thread for a read (two for a write) instead of three or four.
         self._sqlite: dict[str, tuple[str, list[str]]] | None = None
-        if engine.dialect.driver == "aiosqlite":
+        if engine.dialect.driver == "aiosqlite" and direct_reads:
             compiled = {k: v.compile(dialect=engine.dialect) for k, v in self._statements.items()}
             self._sqlite = {k: (c.string, list(c.positiontup or ())) for k, c in compiled.items()}
             head, eq, tail = self._sqlite["get"][0].rpartition(" = ?")
@@ -238,6 +165,7 @@ class SQLStore(Store):
         table: str = DEFAULT_TABLE,
         timeout: float = 5.0,
         create_table: bool = True,
+        direct_reads: bool = True,
         **engine_options: Any,
     ) -> Self:
         """Build a store with its own engine; other options go to ``create_async_engine``.
@@ -245,39 +173,21 @@ class SQLStore(Store):
         A bare ``sqlite://``, ``postgresql://``, ``mysql://`` or ``mariadb://`` URL
         gets its async driver (aiosqlite, asyncpg, asyncmy).
         """
-        try:
-            parsed = make_url(url)
-        except sa_exc.ArgumentError as exc:
-            raise ConfigurationError(f"not an SQLAlchemy URL: {exc}") from None
-        if "+" not in parsed.drivername and parsed.drivername in _DRIVERS:
-            parsed = parsed.set(drivername=f"{parsed.drivername}+{_DRIVERS[parsed.drivername]}")
-        options = dict(engine_options)
-        connect_args = dict(options.pop("connect_args", {}))
-        timeout_arg = _CONNECT_TIMEOUT.get(parsed.get_driver_name())
-        if timeout_arg and timeout_arg not in parsed.query:
-            connect_args.setdefault(timeout_arg, timeout)
-        options.setdefault("isolation_level", "AUTOCOMMIT")
-        options.setdefault("skip_autocommit_rollback", True)
-        sqlite = parsed.get_backend_name() == "sqlite"
-        in_memory = sqlite and parsed.database in (None, "", ":memory:")
-        if not in_memory:  # one shared connection (StaticPool): no pool to wait for
-            options.setdefault("pool_timeout", timeout)
-        try:
-            engine = create_async_engine(parsed, connect_args=connect_args, **options)
-        except (sa_exc.ArgumentError, sa_exc.InvalidRequestError) as exc:
-            raise ConfigurationError(f"cannot use SQL store URL: {exc}") from exc
-        if sqlite and not in_memory:
-            sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        store = cls(engine=engine, table=table, timeout=timeout, create_table=create_table)
+        engine = engine_from_url(url, timeout=timeout, **engine_options)
+        store = cls(
+            engine=engine,
+            table=table,
+            timeout=timeout,
+            create_table=create_table,
+            direct_reads=direct_reads,
+        )
         store._owned = True
         size = getattr(engine.pool, "size", None)
         store._hold_reader = store._sqlite is not None and callable(size) and size() >= 2
-        if store._hold_reader:  # one reader thread: fewer, larger batches serve it best
-            store.max_in_flight = 2
-        if parsed.get_driver_name() in _DIRECT:  # its own pool: it may lease from it
-            store._direct = parsed.get_driver_name()
+        if engine.dialect.driver in _DIRECT and direct_reads:  # its own pool: it may lease
+            store._direct = engine.dialect.driver
             # keep up to half the pool between reads (none when it has one connection)
-            store._keep = min(store.max_in_flight, size() // 2) if callable(size) else 0
+            store._keep = min(_KEEP, size() // 2) if callable(size) else 0
         return store
 
     @property
@@ -324,27 +234,20 @@ class SQLStore(Store):
         if not (self._opened or opening):
             await self.open()
         held = read and self._hold_reader
-        try:
+        with guarded(_WHAT, self._timeout, shield=True):
             try:
-                with anyio.fail_after(self._timeout, shield=True):
-                    if held:
-                        yield await self._held_reader()
-                    else:
-                        async with (
-                            self._writer if write else _NO_LOCK,
-                            self._engine.connect() as conn,
-                        ):
-                            yield conn
+                if held:
+                    yield await self._held_reader()
+                else:
+                    async with (
+                        self._writer if write else _NO_LOCK,
+                        self._engine.connect() as conn,
+                    ):
+                        yield conn
             except (StoreUnavailable, TimeoutError, *UNAVAILABLE, sqlite3.Error):
                 if held:  # a broken connection: the next read opens a new one
                     await self._drop_reader()
                 raise
-        except TimeoutError as exc:
-            raise StoreUnavailable(
-                f"the SQL store did not answer within {self._timeout:g} s"
-            ) from exc
-        except (*UNAVAILABLE, sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise _failure(exc) from exc
 
     async def _run(self, conn: AsyncConnection, name: str, **params: Any) -> tuple[list[Any], int]:
         """Run a prepared statement; return its rows and its row count."""
@@ -369,25 +272,17 @@ class SQLStore(Store):
             return (await self._run(conn, name, **params))[1]
 
     async def open(self) -> None:
-        """Create the table and its indexes unless they exist (``create_table=True``).
+        """Create the table and its indexes unless they exist (``create_table=True``), or
+        check that the table exists (``create_table=False``: else :class:`ConfigurationError`).
 
         Idempotent; the first call of any other method opens the store if needed.
         """
         async with self._open_lock:
             if self._opened:
                 return
-            if self._create:
-                async with self._connect(opening=True) as conn:
-                    await conn.run_sync(self._create_table)
+            async with self._connect(opening=True) as conn:
+                await ensure_table(conn, self.table, create=self._create)
             self._opened = True
-
-    def _create_table(self, conn: sa.Connection) -> None:
-        try:
-            self.table.create(conn, checkfirst=True)
-        except (sa_exc.ProgrammingError, sa_exc.IntegrityError, sa_exc.OperationalError):
-            # Another process may have created it between the check and CREATE.
-            if not sa.inspect(conn).has_table(self.table.name):
-                raise
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Read one record with one SELECT; a due renewal adds one UPDATE."""
@@ -448,8 +343,8 @@ class SQLStore(Store):
         """
         if not self._opened:
             await self.open()
-        try:
-            with anyio.fail_after(self._timeout, shield=True):
+        with guarded(_WHAT, self._timeout, shield=True):
+            try:
                 kept = self._leased.pop() if self._leased else None
                 try:
                     return await self._fetch_on(kept, keys)
@@ -457,15 +352,11 @@ class SQLStore(Store):
                     if kept is None or not _driver_unavailable(exc):
                         raise
                 return await self._fetch_on(None, keys)
-        except TimeoutError as exc:
-            raise StoreUnavailable(
-                f"the SQL store did not answer within {self._timeout:g} s"
-            ) from exc
-        except (*UNAVAILABLE, sa_exc.SQLAlchemyError) as exc:
-            raise _failure(exc) from exc
-        except Exception as exc:
-            kind = StoreUnavailable if _driver_unavailable(exc) else StoreError
-            raise kind(f"the SQL store failed: {reason(exc)}") from exc
+            except (*UNAVAILABLE, sa_exc.SQLAlchemyError, StoreError):
+                raise  # mapped by guarded (or already ours)
+            except Exception as exc:  # the driver's own
+                kind = StoreUnavailable if _driver_unavailable(exc) else StoreError
+                raise kind(f"{_WHAT} failed: {reason(exc)}") from exc
 
     async def _fetch_on(
         self, lease: tuple[AsyncConnection, Any] | None, keys: list[str]
@@ -504,12 +395,12 @@ class SQLStore(Store):
         return {"keys": keys, "now": renew.now, "threshold": renew.threshold, "until": renew.until}
 
     async def insert(self, record: Record) -> None:
-        """Insert a new record; a key that exists already is a :class:`StoreError`."""
+        """Insert a new record; a key that exists already is :class:`RecordExists`."""
         try:
             await self._write("insert", **_values(record))
         except StoreError as exc:
             if isinstance(exc.__cause__, sa_exc.IntegrityError | sqlite3.IntegrityError):
-                raise StoreError("a session with this key exists already") from exc.__cause__
+                raise RecordExists("a session with this key exists already") from exc.__cause__
             raise
 
     async def replace(self, record: Record, *, expected_version: int) -> bool:
