@@ -1,15 +1,20 @@
 """The decoded-session cache: sessions opened from records, by lookup key.
 
-A manager over a persistent store still reads the store on every validate;
-this cache only saves opening (decrypting, parsing) a record whose bytes are
-the ones a session was opened from. Bounded in entries and in bytes (oldest
-out first); an entry is counted as twice its record's payload plus a fixed
-overhead, about what the payload and the decoded data take together.
+Every store goes through it, in process or not: a validate still asks the
+store for the record every time, but a record byte-for-byte the same as the
+one a session was opened from is not decrypted and parsed again. The session
+handed out is deeply immutable (:mod:`asyncsess.session`), so the very same
+object is handed out again, whatever its data's shape.
+
+Least recently used out first, bounded in entries and in bytes; an entry is
+counted as twice its record's payload plus a fixed overhead, about what the
+payload and the decoded data take together.
 """
 
 from __future__ import annotations
 
 from .session import Session
+from .stores.base import Record
 
 __all__ = ["DecodeCache"]
 
@@ -21,43 +26,74 @@ def _cost(payload: bytes) -> int:
 
 
 class DecodeCache:
-    """Lookup key -> (payload, user_ref, the session opened from them).
+    """Lookup key -> (payload, user_ref, the session opened from them), in LRU order."""
 
-    ``entries`` is read directly on the validate path; every change goes
-    through :meth:`put`, :meth:`drop` and :meth:`clear`, or replaces an entry
-    with one of the same payload (the same cost).
-    """
-
-    __slots__ = ("entries", "max_bytes", "max_entries", "size")
+    __slots__ = ("_entries", "hits", "max_bytes", "max_entries", "misses", "size")
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self.entries: dict[str, tuple[bytes, str, Session]] = {}
+        self._entries: dict[str, tuple[bytes, str, Session]] = {}
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.size = 0
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._entries)
 
-    def put(self, key: str, payload: bytes, user_ref: str, session: Session) -> None:
-        """Keep ``session``, evicting the oldest entries to stay within both bounds."""
-        cost = _cost(payload)
+    def get(self, record: Record) -> Session | None:
+        """The session opened from ``record``'s very bytes, or ``None`` (open it).
+
+        A record that differs only in its sliding expiry (renewed) gives the
+        kept session with the new expiry; any other difference is a miss.
+        """
+        entry = self._entries.pop(record.key, None)
+        if entry is not None:
+            payload, user_ref, session = entry
+            if (
+                payload == record.payload
+                and user_ref == record.user_ref
+                and session.version == record.version
+                and session.created == record.created_at
+                and session.absolute_expires == record.absolute_at
+            ):
+                if session.expires != record.expires_at:  # renewed
+                    session = Session(
+                        session.id,
+                        session.user_id,
+                        session.data,
+                        session.version,
+                        session.created,
+                        record.expires_at,
+                        session.absolute_expires,
+                    )
+                    entry = (payload, user_ref, session)
+                self._entries[record.key] = entry  # now the most recently used
+                self.hits += 1
+                return session
+            self.size -= _cost(payload)
+        self.misses += 1
+        return None
+
+    def put(self, record: Record, session: Session) -> None:
+        """Keep ``session``, evicting the least recently used to stay within both bounds."""
+        cost = _cost(record.payload)
         if not self.max_entries or cost > self.max_bytes:
             return
-        self.drop(key)
-        entries = self.entries
+        self.drop(record.key)
+        entries = self._entries
         while entries and (len(entries) >= self.max_entries or self.size + cost > self.max_bytes):
             self.drop(next(iter(entries)))
-        entries[key] = (payload, user_ref, session)
+        entries[record.key] = (record.payload, record.user_ref, session)
         self.size += cost
 
     def drop(self, key: str) -> None:
         """Forget the session of ``key``, if kept."""
-        entry = self.entries.pop(key, None)
+        entry = self._entries.pop(key, None)
         if entry is not None:
             self.size -= _cost(entry[0])
 
     def clear(self) -> None:
         """Forget every session."""
-        self.entries.clear()
+        self._entries.clear()
         self.size = 0

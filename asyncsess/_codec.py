@@ -19,16 +19,33 @@ import json
 import logging
 import marshal
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 from .sealing import Keyring, SealError
 from .stores.base import Record
 from .tokens import token_key
 
-__all__ = ["Codec"]
+__all__ = ["Codec", "check_data"]
 
 log = logging.getLogger("asyncsess")
 _TIMES = struct.Struct(">ddq")  # created_at, absolute_at, version
+
+
+def _plain(value: object) -> object:
+    """``json.dumps`` hook: the read-only mappings of handed-out session data, as dicts."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def check_data(data: object) -> dict[str, Any]:
+    """Session data as a dict (``None``: empty); ``TypeError`` for anything but a mapping."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise TypeError(f"session data must be a mapping, not {type(data).__name__}")
+    return dict(data)
 
 
 def _aad(key: str, user_ref: str, created_at: float, absolute_at: float, version: int) -> bytes:
@@ -75,10 +92,11 @@ class Codec:
     ) -> Record:
         """The record of ``token``'s session, sealed under the newest secret.
 
-        Raises ``TypeError`` for data that JSON cannot hold and ``ValueError``
-        for data over ``max_data_bytes``.
+        ``data`` may hold read-only mappings and tuples (a session's frozen
+        data, see :mod:`asyncsess.session`). Raises ``TypeError`` for data that
+        JSON cannot hold and ``ValueError`` for data over ``max_data_bytes``.
         """
-        encoded = json.dumps(data, separators=(",", ":"))
+        encoded = json.dumps(data, separators=(",", ":"), default=_plain)
         if self.max_data_bytes is not None and len(encoded) > self.max_data_bytes:
             raise ValueError(
                 f"session data is {len(encoded)} bytes as JSON, over the limit of "
@@ -95,6 +113,18 @@ class Codec:
                 aad = _aad(key, user_ref, created_at, absolute_at, version)
                 payload = self.keyring.seal(token, payload, aad)
         return Record(key, user_ref, payload, version, created_at, expires_at, absolute_at)
+
+    def reseal(self, token: str, record: Record, user_id: str | None, data: Any) -> Record:
+        """``record`` sealed and referenced under the newest secret (same version and times)."""
+        return self.record(
+            token,
+            user_id,
+            data,
+            record.version,
+            record.created_at,
+            record.expires_at,
+            record.absolute_at,
+        )
 
     def open(self, token: str, record: Record) -> tuple[str | None, dict[str, Any]] | None:
         """Return the user id and data of ``record``, or ``None`` if it does not open."""

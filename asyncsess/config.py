@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from .exceptions import ConfigurationError
 
-__all__ = ["duration", "settings_from_env", "settings_from_mapping"]
+__all__ = ["check_size", "duration", "settings_from_env", "settings_from_mapping"]
 
 _KWARGS = frozenset(
     {
@@ -81,6 +81,13 @@ def duration(value: object, name: str) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigurationError(f"{name} must be a positive, finite duration, not {value!r}")
     return seconds
+
+
+def check_size(name: str, value: object) -> int:
+    """Return ``value``, an ``int >= 0`` (a bool is not a size), or raise ConfigurationError."""
+    if type(value) is not int or value < 0:
+        raise ConfigurationError(f"{name} must be an int >= 0, not {value!r}")
+    return value
 
 
 def _flag(value: object, name: str) -> bool:

@@ -25,6 +25,8 @@ is never turned into a valid session: it raises :class:`StoreUnavailable`
 
 from __future__ import annotations
 
+from types import TracebackType
+
 __all__ = [
     "AccountError",
     "AsyncsessError",
@@ -62,16 +64,29 @@ class StoreUnavailable(StoreError):
 
 
 class SessionConflict(AsyncsessError):
-    """A versioned ``update`` found the session at another version than expected."""
+    """A versioned ``update`` found the session at another version than expected.
 
-    def __init__(self, expected: int, actual: int | None) -> None:
+    Also raised, with ``attempts`` set, when an unversioned ``update`` or a
+    ``rotate`` lost that many times in a row to concurrent changes of a
+    session that still exists (``actual`` is then the version last seen).
+    """
+
+    def __init__(self, expected: int, actual: int | None, *, attempts: int | None = None) -> None:
         self.expected = expected
         self.actual = actual
-        found = "no longer exists" if actual is None else f"is at version {actual}"
-        super().__init__(
-            f"session update expected version {expected} but the session {found}; "
-            "validate again and retry with the new version"
-        )
+        self.attempts = attempts
+        if attempts is not None:
+            message = (
+                f"the session kept changing: {attempts} attempts in a row lost to concurrent "
+                f"changes (last seen at version {expected}); retry later"
+            )
+        else:
+            found = "no longer exists" if actual is None else f"is at version {actual}"
+            message = (
+                f"session update expected version {expected} but the session {found}; "
+                "validate again and retry with the new version"
+            )
+        super().__init__(message)
 
 
 class AccountError(AsyncsessError):
@@ -112,3 +127,31 @@ class LoginThrottled(AccountError):
             else f"too many login attempts for this {scope}"
         )
         super().__init__(f"{what}; retry in {retry_after:.1f} s")
+
+
+def store_failure(exc: Exception) -> StoreError:
+    """The asyncsess error for a store's raw exception (chain it: ``raise ... from exc``)."""
+    kind = StoreUnavailable if isinstance(exc, OSError | TimeoutError) else StoreError
+    return kind(f"session store failed: {type(exc).__name__}: {exc}")
+
+
+class _FailClosed:
+    """``with fail_closed:`` maps any non-asyncsess exception to a StoreError, chained."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, AsyncsessError):
+            return
+        raise store_failure(exc) from exc
+
+
+fail_closed = _FailClosed()

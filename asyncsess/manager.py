@@ -1,4 +1,9 @@
-"""SessionManager: every session policy, once: tokens, expiry, sealing, renewal, background."""
+"""SessionManager: the public API and its lifecycle.
+
+The policy lives here once (tokens, expiry, renewal, background tasks); the
+record format in :mod:`asyncsess._codec`, the decoded-session cache in
+:mod:`asyncsess._cache`, the accounts wiring in :mod:`asyncsess.accounts.login`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, NamedTuple, Self, cast
 
 import anyio
@@ -17,26 +22,23 @@ from anyio.abc import TaskStatus
 
 from ._batching import Batcher
 from ._cache import DecodeCache
-from ._codec import Codec
+from ._codec import Codec, check_data
 from .accounts.core import Accounts
-from .accounts.devices import DeviceTokens
-from .accounts.login import login as _login
-from .accounts.throttle import LoginLimits
-from .accounts.user import User, normalize_username
-from .config import duration, settings_from_env, settings_from_mapping
+from .accounts.login import LoginDesk
+from .config import check_size, duration, settings_from_env, settings_from_mapping
 from .exceptions import (
     AsyncsessError,
     ConfigurationError,
     SessionConflict,
-    StoreError,
-    StoreUnavailable,
+    fail_closed,
+    store_failure,
 )
 from .ratelimit import RateLimiter
 from .sealing import Keyring, normalize_secrets
-from .session import Session, SessionInfo
+from .session import Session, SessionInfo, Stats, freeze
 from .stores._registry import open_store
 from .stores.base import Record, Renewal, Store
-from .tokens import is_well_formed, lookup_key, new_token, token_key
+from .tokens import lookup_key, new_token
 
 __all__ = ["SessionManager"]
 
@@ -44,39 +46,12 @@ log = logging.getLogger("asyncsess")
 
 #: A coroutine function taking ``task_status`` by keyword, as ``TaskGroup.start`` wants.
 BackgroundTask = Callable[..., Coroutine[Any, Any, None]]
-_UPDATE_RETRIES = 16
-_FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
 #: Called with the running count of a long sweep or wipe.
 Progress = Callable[[int], object]
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+_RETRIES = 16
+_FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
+_NATIVE_SWEEP_SLOWDOWN = 10  # stores that expire records themselves only need index upkeep
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
-
-
-def _store_failure(exc: Exception) -> StoreError:
-    kind = StoreUnavailable if isinstance(exc, OSError | TimeoutError) else StoreError
-    return kind(f"session store failed: {type(exc).__name__}: {exc}")
-
-
-class _FailClosed:
-    """Map any non-asyncsess exception escaping a store to a StoreError, chained."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, AsyncsessError):
-            return
-        raise _store_failure(exc) from exc
-
-
-_fail_closed = _FailClosed()
 
 
 class _Found(NamedTuple):
@@ -95,10 +70,8 @@ def _check_user(user_id: object) -> str:
     return user_id
 
 
-def _check_size(name: str, value: object) -> int:
-    if type(value) is not int or value < 0:  # a bool is not a size
-        raise ConfigurationError(f"{name} must be an int >= 0, not {value!r}")
-    return value
+def _live(record: Record | None, now: float) -> bool:
+    return record is not None and record.expires_at > now and record.absolute_at > now
 
 
 class SessionManager:
@@ -118,14 +91,16 @@ class SessionManager:
     ``absolute_timeout`` in any case. A validate only writes when less than
     ``renew_fraction`` of the idle timeout remains. ``clock`` returns seconds
     since the epoch (``time.time`` by default). ``async with`` runs the
-    expiry sweeper every ``sweep_interval`` in a task group.
+    expiry sweeper every ``sweep_interval`` in a task group (ten times less
+    often on a store that expires records itself, Redis and MongoDB: there it
+    only tidies the per-user index).
 
-    ``decode_cache`` is how many decoded sessions a manager over a persistent
-    store keeps, within about ``decode_cache_bytes`` of memory (oldest out
-    first): a validate still reads the store every time, but a record
-    byte-for-byte the same as one opened before is not decrypted and parsed
-    again. Only sessions whose data values are all scalars are kept (the
-    session handed out is then immutable); ``0`` keeps none.
+    Session data is handed out deeply immutable (read-only mappings, lists as
+    tuples: see :mod:`asyncsess.session`), so every decoded session is kept
+    in a cache of ``decode_cache`` sessions within about ``decode_cache_bytes``
+    (least recently used out first) and handed out again while its record's
+    bytes are unchanged: a validate still reads the store every time, but does
+    not decrypt and parse the same record twice. ``0`` keeps none.
 
     ``max_data_bytes`` bounds a session's data (as JSON): larger data raises
     ``ValueError`` (``None``: no bound). ``max_sessions_per_user``, when set,
@@ -174,64 +149,53 @@ class SessionManager:
         self.renew_fraction = renew_fraction
         self._renew_window = self.idle_timeout * renew_fraction
         self.sweep_batch = sweep_batch
-        self.decode_cache = _check_size("decode_cache", decode_cache)
+        self.decode_cache = check_size("decode_cache", decode_cache)
         self._cache = DecodeCache(
-            decode_cache, _check_size("decode_cache_bytes", decode_cache_bytes)
+            decode_cache, check_size("decode_cache_bytes", decode_cache_bytes)
         )
-        self._decoded = self._cache.entries  # read straight on the validate path
         if max_data_bytes is not None:
-            _check_size("max_data_bytes", max_data_bytes)
+            check_size("max_data_bytes", max_data_bytes)
         if (
             max_sessions_per_user is not None
-            and _check_size("max_sessions_per_user", max_sessions_per_user) < 1
+            and check_size("max_sessions_per_user", max_sessions_per_user) < 1
         ):
             raise ConfigurationError("max_sessions_per_user must be at least 1 (or None)")
         self.max_sessions_per_user = max_sessions_per_user
         self.privacy_mode = privacy_mode
         self._clock = clock or time.time
-        self._in_process = not type(self.store).persistent
-        self._sealed = privacy_mode and not self._in_process
+        in_process = not type(self.store).persistent
+        self._sealed = privacy_mode and not in_process
         secrets = normalize_secrets(secret)
         keyring = Keyring(secrets) if self._sealed and secrets else None
-        self._codec = Codec(keyring, in_process=self._in_process, max_data_bytes=max_data_bytes)
-        if self._sealed and keyring is None and not type(self.store).provides_secret:
+        self._codec = Codec(keyring, in_process=in_process, max_data_bytes=max_data_bytes)
+        if self._sealed and keyring is None and not getattr(self.store, "provides_secret", False):
             raise ConfigurationError(
                 f"{type(self.store).__name__} keeps sessions at rest, so privacy mode needs a "
                 'secret: pass secret=... (python -c "import secrets; '
                 'print(secrets.token_urlsafe(32))") or set ASYNCSESS_SECRET; '
                 "or pass privacy_mode=False to store data in the clear"
             )
-        self._peek = self.store.peek
         batches = type(self.store).get_many is not Store.get_many
-        self._batcher = Batcher(self.store, limit=self.store.max_in_flight) if batches else None
+        limit = getattr(self.store, "max_in_flight", 4)
+        self._batcher = Batcher(self.store, limit=limit) if batches else None
         self._opened = False
         self._open_lock = anyio.Lock()
         self._background: list[BackgroundTask] = [self._sweeper]
         self._exit_stack: AsyncExitStack | None = None
-        if accounts is not None and not isinstance(accounts, Accounts):
-            raise ConfigurationError(f"accounts must be an Accounts, not {type(accounts).__name__}")
-        for name, limiter in (("login_limiter", login_limiter), ("client_limiter", client_limiter)):
-            if limiter is not None and not isinstance(limiter, RateLimiter):
-                raise ConfigurationError(f"{name} must be a RateLimiter, not {limiter!r}")
+        self._desk = LoginDesk(
+            self,
+            accounts,
+            end_sessions=self.revoke_all,
+            secrets=secrets,
+            in_process=in_process,
+            clock=self._clock,
+            login_limiter=login_limiter,
+            client_limiter=client_limiter,
+        )
         self.accounts = accounts
         self.login_limiter = login_limiter
         self.client_limiter = client_limiter
-        self._login_limits: LoginLimits | None = None
-        if accounts is not None:
-            accounts.subscribe(self._end_sessions_of)  # ends sessions here; the app's hooks stay
-            # the accounts' limits (on by default), with this manager's limiters in their place
-            limits = accounts.limits.replace(username=login_limiter, client=client_limiter)
-            self._login_limits = limits
-            for limiter in limits.limiters():
-                self._background.append(limiter.cleanup_task)  # bounds a memory limiter's keys
-        # device tokens are signed under the secret; in process without one, a per-process key
-        self._devices = (
-            DeviceTokens(secrets, clock=self._clock)
-            if secrets
-            else DeviceTokens.for_process(clock=self._clock)
-            if self._in_process
-            else None
-        )
+        self._background += [limiter.cleanup_task for limiter in self._desk.limiters()]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Self:
@@ -255,10 +219,11 @@ class SessionManager:
         async with self._open_lock:
             if self._opened:
                 return
-            with _fail_closed:
+            with fail_closed:
                 await self.store.open()
                 if self._sealed and self._codec.keyring is None:
-                    secret = await self.store.default_secret()
+                    supply = getattr(self.store, "default_secret", None)  # the file store's key
+                    secret = None if supply is None else await supply()
                     if secret is None:
                         raise ConfigurationError(
                             f"{type(self.store).__name__} supplied no secret; pass secret=..."
@@ -305,7 +270,7 @@ class SessionManager:
     async def aclose(self) -> None:
         """Close the store if this manager opened it from a URL."""
         if self._owns_store:
-            with _fail_closed:
+            with fail_closed:
                 await self.store.aclose()
         self._opened = False
 
@@ -316,37 +281,28 @@ class SessionManager:
         [0.5, 1.5] x, so processes started together do not sweep in step. A store
         offering ``claim_sweep(seconds) -> bool`` (an optional capability; Redis
         has it) makes it a fleet's turn: only the process that claims it sweeps,
-        so the fleet sweeps about once per interval, not once per process.
+        so the fleet sweeps about once per interval, not once per process. On a
+        store with ``native_expiry`` the interval is ten times longer: the store
+        drops expired records itself, sweeping only tidies its user index.
         """
         task_status.started()
         claim: Callable[[float], Coroutine[Any, Any, bool]] | None
         claim = getattr(self.store, "claim_sweep", None)
+        interval = self.sweep_interval
+        if getattr(self.store, "native_expiry", False):
+            interval *= _NATIVE_SWEEP_SLOWDOWN
         pace = random.Random()  # noqa: S311 - spreads timings, no secret
-        await anyio.sleep(self.sweep_interval * pace.random())
+        await anyio.sleep(interval * pace.random())
         while True:
             try:
-                with _fail_closed:
-                    turn = claim is None or await claim(self.sweep_interval)
+                with fail_closed:
+                    turn = claim is None or await claim(interval)
                 removed = await self.sweep() if turn else 0
                 if removed:
                     log.debug("swept %d expired sessions", removed)
             except AsyncsessError as exc:
                 log.warning("session sweep failed: %s", exc)
-            await anyio.sleep(self.sweep_interval * pace.uniform(0.5, 1.5))
-
-    # -- records ---------------------------------------------------------
-
-    @staticmethod
-    def _check_data(data: object) -> dict[str, Any]:
-        if data is None:
-            return {}
-        if not isinstance(data, Mapping):
-            raise TypeError(f"session data must be a mapping, not {type(data).__name__}")
-        return dict(data)
-
-    def _overlong(self, record: Record) -> bool:
-        """A record whose absolute expiry lies further out than this manager allows."""
-        return record.absolute_at > record.created_at + self.absolute_timeout
+            await anyio.sleep(interval * pace.uniform(0.5, 1.5))
 
     # -- the public API --------------------------------------------------
 
@@ -362,12 +318,13 @@ class SessionManager:
         (``TypeError``, ``ValueError``).
 
         ``data`` must be a JSON-serialisable mapping (``TypeError`` otherwise) of
-        at most ``max_data_bytes`` as JSON (``ValueError`` otherwise). With
+        at most ``max_data_bytes`` as JSON (``ValueError`` otherwise); it comes
+        back deeply immutable, lists as tuples (see :class:`Session`). With
         ``max_sessions_per_user`` set, the user's oldest sessions beyond it end.
         """
         if user_id is not None:
             _check_user(user_id)
-        body = self._check_data(data)
+        body = check_data(data)
         if not self._opened:
             await self._open()
         token = new_token()
@@ -376,7 +333,7 @@ class SessionManager:
         record = self._codec.record(
             token, user_id, body, 1, now, min(now + self.idle_timeout, absolute), absolute
         )
-        with _fail_closed:
+        with fail_closed:
             await self.store.insert(record)
         if self.max_sessions_per_user is not None and user_id is not None:
             await self._trim(user_id, record.key, now)
@@ -385,70 +342,22 @@ class SessionManager:
     async def _trim(self, user_id: str, new_key: str, now: float) -> None:
         """End the oldest live sessions of ``user_id`` beyond ``max_sessions_per_user``."""
         assert self.max_sessions_per_user is not None
-        with _fail_closed:
-            records = {
-                r.key: r
-                for ref in self._codec.user_refs(user_id)
-                for r in await self.store.list_user(ref)
-                if r.expires_at > now and r.absolute_at > now and r.key != new_key
-            }
-            older = sorted(records.values(), key=lambda r: r.created_at)
+        older = [r for r in await self._records_of(user_id, now) if r.key != new_key]
+        with fail_closed:
             for record in older[: max(0, len(older) + 1 - self.max_sessions_per_user)]:
                 self._cache.drop(record.key)
                 await self.store.delete(record.key)
 
-    async def _find(self, token: object) -> _Found | None:
-        """Look up a live session without renewing it (for rotate and update)."""
-        if not is_well_formed(token):
-            return None
-        if not self._opened:
-            await self._open()
-        now = self._clock()
-        with _fail_closed:
-            record = await self.store.get(token_key(token))
-        if record is None or record.expires_at <= now or record.absolute_at <= now:
-            return None
-        if self._overlong(record):
-            return None
-        opened = self._codec.open(token, record)
-        if opened is None:
-            return None
-        return _Found(token, record, now, *opened)
-
-    def _successor(self, found: _Found, token: str, data: Any, version: int) -> Record:
-        """The record of ``found``'s session under ``token`` with ``data``, active now.
-
-        Sealed under the newest secret with the newest user reference: a store
-        moves the record's index entry when it writes it.
-        """
-        old = found.record
-        return self._codec.record(
-            token,
-            found.user_id,
-            data,
-            version,
-            old.created_at,
-            min(found.now + self.idle_timeout, old.absolute_at),
-            old.absolute_at,
-        )
-
-    async def _reseal(self, token: str, record: Record, user_id: str | None, data: Any) -> None:
-        """Rewrite a record opened under an older secret under the newest (same version).
-
-        Conditional on the version, so a concurrent change wins; done at most
-        once per session, since the rewritten record is current.
-        """
-        resealed = self._codec.record(
-            token,
-            user_id,
-            data,
-            record.version,
-            record.created_at,
-            record.expires_at,
-            record.absolute_at,
-        )
-        with _fail_closed:
-            await self.store.replace(resealed, expected_version=record.version)
+    async def _records_of(self, user_id: str, now: float) -> list[Record]:
+        """The live records of ``user_id`` under every reference, oldest first."""
+        with fail_closed:
+            records = {
+                r.key: r
+                for ref in self._codec.user_refs(user_id)
+                for r in await self.store.list_user(ref)
+                if _live(r, now)
+            }
+        return sorted(records.values(), key=lambda r: r.created_at)
 
     async def validate(self, token: object) -> Session | None:
         """Return the live session of ``token``, or ``None``.
@@ -468,77 +377,67 @@ class SessionManager:
         if not self._opened:
             await self._open()
         now = self._clock()
+        renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
         try:
-            if self._peek is not None:  # in process: look first, renew only when due
-                record = self._peek(key)
-                if record is not None and now < record.expires_at < now + self._renew_window:
-                    renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
-                    record = await self.store.get(key, renew=renewal)
+            if self._batcher is None:
+                record = await self.store.get(key, renew=renewal)
             else:
-                renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
-                if self._batcher is None:
-                    record = await self.store.get(key, renew=renewal)
-                else:
-                    record = await self._batcher.get(key, renewal)
+                record = await self._batcher.get(key, renewal)
         except AsyncsessError:
             raise
         except Exception as exc:
-            raise _store_failure(exc) from exc
+            raise store_failure(exc) from exc
         if record is None or record.expires_at <= now or record.absolute_at <= now:
             return None
-        if record.memo is not None:
-            session: Session = record.memo
+        session = self._cache.get(record)
+        if session is not None:
             return session
-        decoded = self._decoded.get(key)
-        if decoded is not None and decoded[0] == record.payload and decoded[1] == record.user_ref:
-            # the same bytes under the same key (so the same token) open to the same session
-            session = decoded[2]
-            times = (record.version, record.created_at, record.expires_at, record.absolute_at)
-            if session[3:] == times:
-                return session
-            if (session.version, session.created, session.absolute_expires) == (
-                record.version,
-                record.created_at,
-                record.absolute_at,
-            ):  # renewed: only the sliding expiry moved
-                session = Session(key, session.user_id, session.data, *times)
-                self._decoded[key] = (decoded[0], decoded[1], session)
-                return session
-            # else the fields the seal binds changed: open it again (it will not open)
-        if self._overlong(record):
-            return None
-        opened = self._codec.open(cast(str, token), record)  # a str: it has a lookup key
+        return await self._open_record(cast(str, token), record)  # a str: it has a lookup key
+
+    async def _open_record(self, token: str, record: Record) -> Session | None:
+        """Open a record not in the cache, keep and return its session."""
+        if record.absolute_at > record.created_at + self.absolute_timeout:
+            return None  # given a longer life than this manager allows
+        opened = self._codec.open(token, record)
         if opened is None:
             return None
         user_id, data = opened
         if not self._codec.is_current(record, user_id):
-            await self._reseal(cast(str, token), record, user_id, data)
-        session = Session(
+            # sealed under an older secret: rewrite under the newest, conditional on
+            # the version (a concurrent change wins); once, since the result is current
+            resealed = self._codec.reseal(token, record, user_id, data)
+            with fail_closed:
+                await self.store.replace(resealed, expected_version=record.version)
+            return self._session(record, user_id, data)
+        session = self._session(record, user_id, data)
+        self._cache.put(record, session)
+        return session
+
+    @staticmethod
+    def _session(record: Record, user_id: str | None, data: dict[str, Any]) -> Session:
+        return Session(
             record.key,
             user_id,
-            MappingProxyType(data),
+            freeze(data),
             record.version,
             record.created_at,
             record.expires_at,
             record.absolute_at,
         )
-        if all(type(v) in _SCALARS for v in data.values()):
-            # flat data makes the session wholly immutable, so it can be handed out again
-            if self._peek is not None:  # the store hands out this very record until it changes
-                record.memo = session
-            else:
-                self._cache.put(key, record.payload, record.user_ref, session)
-        return session
 
     async def revoke(self, token: object) -> bool:
-        """End the session of ``token``; ``True`` if it existed."""
-        if not is_well_formed(token):
+        """End the session of ``token``; ``True`` if it existed.
+
+        Raises :class:`~asyncsess.StoreUnavailable` (or another
+        :class:`~asyncsess.StoreError`) when the store fails.
+        """
+        key = lookup_key(token)
+        if key is None:
             return False
         if not self._opened:
             await self._open()
-        key = token_key(token)
         self._cache.drop(key)
-        with _fail_closed:
+        with fail_closed:
             return await self.store.delete(key)
 
     async def revoke_all(self, user_id: str, *, keep: object = None) -> int:
@@ -549,15 +448,15 @@ class SessionManager:
         _check_user(user_id)
         if not self._opened:
             await self._open()
-        keep_key = token_key(keep) if is_well_formed(keep) else None
-        with _fail_closed:
+        keep_key = lookup_key(keep)
+        with fail_closed:
             counts = [
                 await self.store.delete_user(ref, keep=keep_key)
                 for ref in self._codec.user_refs(user_id)
             ]
         return sum(counts)
 
-    async def revoke_session(self, user_id: str, session_id: object) -> bool:
+    async def revoke_session(self, session_id: object, *, user_id: str) -> bool:
         """End one of ``user_id``'s sessions by its id (:attr:`Session.id`, :attr:`SessionInfo.id`).
 
         Returns ``False`` when ``session_id`` is not the id of one of
@@ -570,11 +469,11 @@ class SessionManager:
             return False
         if not self._opened:
             await self._open()
-        now = self._clock()
-        with _fail_closed:
+        with fail_closed:
             record = await self.store.get(session_id)
-            if record is None or record.expires_at <= now or record.absolute_at <= now:
+            if not _live(record, self._clock()):
                 return False
+            assert record is not None
             if not record.user_ref or record.user_ref not in self._codec.user_refs(user_id):
                 return False
             self._cache.drop(session_id)
@@ -588,18 +487,37 @@ class SessionManager:
         _check_user(user_id)
         if not self._opened:
             await self._open()
-        now = self._clock()
-        with _fail_closed:
-            records = {
-                r.key: r
-                for ref in self._codec.user_refs(user_id)
-                for r in await self.store.list_user(ref)
-            }
         return [
             SessionInfo(r.key, r.version, r.created_at, r.expires_at, r.absolute_at)
-            for r in sorted(records.values(), key=lambda r: r.created_at)
-            if r.expires_at > now and r.absolute_at > now
+            for r in await self._records_of(user_id, self._clock())
         ]
+
+    async def _find(self, token: object) -> _Found | None:
+        """Look up a live session without renewing it (for rotate and update)."""
+        key = lookup_key(token)
+        if key is None:
+            return None
+        if not self._opened:
+            await self._open()
+        now = self._clock()
+        with fail_closed:
+            record = await self.store.get(key)
+        if record is None or not _live(record, now):
+            return None
+        if record.absolute_at > record.created_at + self.absolute_timeout:
+            return None
+        opened = self._codec.open(cast(str, token), record)
+        if opened is None:
+            return None
+        return _Found(cast(str, token), record, now, *opened)
+
+    def _successor(self, found: _Found, token: str, data: Any, version: int) -> Record:
+        """The record of ``found``'s session under ``token`` with ``data``, active now."""
+        old = found.record
+        expires = min(found.now + self.idle_timeout, old.absolute_at)
+        return self._codec.record(
+            token, found.user_id, data, version, old.created_at, expires, old.absolute_at
+        )
 
     async def rotate(self, token: object) -> str | None:
         """Move the session of ``token`` to a new token and end the old one.
@@ -611,7 +529,7 @@ class SessionManager:
         changing, :class:`~asyncsess.SessionConflict` is raised.
         """
         found = None
-        for _ in range(_UPDATE_RETRIES):
+        for _ in range(_RETRIES):
             found = await self._find(token)
             if found is None:
                 return None
@@ -619,13 +537,13 @@ class SessionManager:
             version = found.record.version
             rotated = self._successor(found, new, found.data, version)
             self._cache.drop(found.record.key)
-            with _fail_closed:
+            with fail_closed:
                 await self.store.insert(rotated)
                 if await self.store.delete(found.record.key, expected_version=version):
                     return new
                 await self.store.delete(rotated.key)  # changed or ended meanwhile: read again
         assert found is not None
-        raise SessionConflict(found.record.version, None)
+        raise SessionConflict(found.record.version, found.record.version, attempts=_RETRIES)
 
     async def update(
         self, token: object, data: Mapping[str, Any], *, version: int | None = None
@@ -634,25 +552,26 @@ class SessionManager:
 
         With ``version``, the write happens only if the session is still at
         that version; otherwise :class:`~asyncsess.SessionConflict` is raised.
-        Without it, concurrent updates are applied one after the other.
-        ``data`` is checked as in :meth:`create`.
+        Without it, concurrent updates are applied one after the other (after
+        16 lost in a row, ``SessionConflict`` with ``attempts`` set). ``data`` is
+        checked as in :meth:`create`; a session's frozen data may be passed back.
         """
-        for _ in range(_UPDATE_RETRIES):
+        current = 0
+        for _ in range(_RETRIES):
             found = await self._find(token)
             if found is None:
                 return False
             current = found.record.version
             if version is not None and current != version:
                 raise SessionConflict(version, current)
-            body = self._check_data(data)
-            new = self._successor(found, found.token, body, current + 1)
-            with _fail_closed:
+            new = self._successor(found, found.token, check_data(data), current + 1)
+            with fail_closed:
                 if await self.store.replace(new, expected_version=current):
                     return True
             if version is not None:
                 now = await self._find(token)
                 raise SessionConflict(version, None if now is None else now.record.version)
-        raise SessionConflict(current, None)
+        raise SessionConflict(current, current, attempts=_RETRIES)
 
     def now(self) -> float:
         """The manager's clock: seconds since the epoch (``clock``, or ``time.time``)."""
@@ -662,13 +581,19 @@ class SessionManager:
         """Return how many sessions the store holds that are live, and expired (not swept)."""
         if not self._opened:
             await self._open()
-        with _fail_closed:
+        with fail_closed:
             return await self.store.count(self._clock())
+
+    async def stats(self) -> Stats:
+        """The store's live and expired sessions (:meth:`count`) and the cache's figures."""
+        live, expired = await self.count()
+        cache = self._cache
+        return Stats(live, expired, len(cache), cache.size, cache.hits, cache.misses)
 
     async def _sweep_until(self, now: float, progress: Progress | None) -> int:
         total = 0
         while True:
-            with _fail_closed:
+            with fail_closed:
                 removed = await self.store.sweep(now, limit=self.sweep_batch)
             total += removed
             if progress is not None:
@@ -686,10 +611,21 @@ class SessionManager:
             await self._open()
         return await self._sweep_until(self._clock(), progress)
 
-    # -- accounts ---------------------------------------------------------
+    async def wipe(self, *, progress: Progress | None = None) -> int:
+        """Delete every session in the store; return the count. Users stay (``Accounts.wipe``).
 
-    async def _end_sessions_of(self, user: User) -> None:
-        await self.revoke_all(user.id)
+        Sessions go in batches of ``sweep_batch`` (``progress`` is called with
+        the running total after each), then whatever else the store keeps.
+        """
+        if not self._opened:
+            await self._open()
+        self._cache.clear()
+        total = await self._sweep_until(self._clock() + _FOREVER, progress)
+        with fail_closed:
+            total += await self.store.wipe()
+        return total
+
+    # -- accounts (see asyncsess.accounts.login) ---------------------------
 
     async def login(
         self,
@@ -713,21 +649,7 @@ class SessionManager:
         ``user.id`` and its data ``data`` (e.g. an anonymous cart) with
         ``{"username": user.username}``. See :mod:`asyncsess.accounts.login`.
         """
-        if self.accounts is None:
-            raise ConfigurationError(
-                "login needs accounts: SessionManager(..., accounts=Accounts(store))"
-            )
-        return await _login(
-            self,
-            self.accounts,
-            username,
-            password,
-            client=client,
-            device=device,
-            data=data,
-            limits=self._login_limits,
-            devices=self._devices,
-        )
+        return await self._desk.login(username, password, client=client, device=device, data=data)
 
     def device_token(self, username: str) -> str:
         """Issue a fresh device token for ``username``; call it after a successful :meth:`login`.
@@ -740,29 +662,8 @@ class SessionManager:
         persistent store's manager has no ``secret``, and
         :class:`~asyncsess.InvalidUsername` for a username no user can have.
         """
-        if self._devices is None:
-            raise ConfigurationError(
-                "device tokens are signed with the manager's secret: pass secret=... "
-                "(a store's own key file is not used for them)"
-            )
-        return self._devices.issue(normalize_username(username))
+        return self._desk.device_token(username)
 
     async def logout(self, token: object) -> bool:
         """End the session of ``token`` (:meth:`revoke`); ``True`` if it existed."""
         return await self.revoke(token)
-
-    async def wipe(self, *, progress: Progress | None = None) -> int:
-        """Delete every session in the store, and every user of ``accounts``; return the sessions.
-
-        Sessions go in batches of ``sweep_batch`` (``progress`` is called with
-        the running total after each), then whatever else the store keeps.
-        """
-        if not self._opened:
-            await self._open()
-        self._cache.clear()
-        total = await self._sweep_until(self._clock() + _FOREVER, progress)
-        with _fail_closed:
-            total += await self.store.wipe()
-        if self.accounts is not None:
-            await self.accounts.wipe()
-        return total

@@ -9,6 +9,16 @@ Sealed layout: ``b"\\x02" | key id (4) | nonce (12) | ciphertext and tag``. Form
 seals under the same key derivation as format 1; the caller's associated data
 changed (it now binds a record's lifetime and version, see ``asyncsess._codec``),
 so blobs of format 1 are refused rather than tried.
+
+Derivations, all HMAC-SHA256 (``tests/test_sealing_vectors.py`` pins each):
+
+- key id: ``SHA-256(b"asyncsess key id\\x00" + secret)[:4]``;
+- per-secret PRK: ``HMAC(key=b"asyncsess seal v1", msg=secret)``;
+- per-token AES key: HKDF-Expand(PRK, ``b"asyncsess token v1\\x00" + token``, 32),
+  which for 32 bytes is the single block ``HMAC(PRK, info + b"\\x01")``: computed
+  as that one ``hmac.digest`` call;
+- user reference key: HKDF-SHA256(secret, salt none, info ``b"asyncsess user ref v1"``);
+  a user reference is ``HMAC(user key, user_id as UTF-8)`` in hex.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .exceptions import ConfigurationError
 
@@ -92,12 +102,11 @@ class Keyring:
 
     @staticmethod
     def _token_key(secret: _Secret, token: str) -> AESGCM:
-        # HKDF with the extract step (over the secret) done once per secret;
-        # the token is the per-session context of the expand step.
-        key = HKDFExpand(
-            algorithm=hashes.SHA256(), length=32, info=b"asyncsess token v1\x00" + token.encode()
-        ).derive(secret.prk)
-        return AESGCM(key)
+        # HKDF with the extract step (over the secret) done once per secret; the
+        # token is the per-session context of the expand step, whose one block
+        # (32 bytes) is HMAC(PRK, info | 0x01).
+        info = b"asyncsess token v1\x00" + token.encode() + b"\x01"
+        return AESGCM(hmac.digest(secret.prk, info, "sha256"))
 
     def seal(self, token: str, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt ``plaintext`` for the session of ``token``, bound to ``aad``."""

@@ -24,6 +24,7 @@ from asyncsess import (
 )
 from asyncsess.accounts import Accounts, LoginLimits, PasswordHasher
 from asyncsess.ratelimit import RateLimiter
+from asyncsess.session import thaw
 from asyncsess.stores.redis import RedisStore
 from tests.conftest import SECRET, FakeClock
 
@@ -45,7 +46,7 @@ async def test_login_logout_and_hooks(clock: FakeClock) -> None:
         assert token is not None
         session = await mgr.validate(token)
         assert session is not None and session.user_id == user.id
-        assert session.data == {**DATA, "username": "alice"}
+        assert thaw(session.data) == {**DATA, "username": "alice"}
         spoofed = await mgr.login("alice", PASSWORD, data={"username": "root"})
         assert (await mgr.validate(spoofed)).data == {"username": "alice"}  # type: ignore[union-attr]
         with pytest.raises(TypeError):
@@ -283,7 +284,8 @@ async def test_a_limiter_that_cannot_count_fails_the_login_closed() -> None:
     await dead.aclose()
 
 
-async def test_wipe_deletes_sessions_and_accounts() -> None:
+async def test_wipe_deletes_sessions_and_accounts_wipe_deletes_users() -> None:
+    """Each wipe deletes what it owns: the manager's its sessions, the accounts' their users."""
     async with (
         Accounts("memory://", hasher=FAST) as accounts,
         SessionManager("memory://", accounts=accounts) as mgr,
@@ -292,6 +294,9 @@ async def test_wipe_deletes_sessions_and_accounts() -> None:
         token = await mgr.login("alice", PASSWORD)
         assert await mgr.wipe() == 1
         assert await mgr.validate(token) is None
+        assert await accounts.get_user("alice") is not None  # users are not the manager's
+        assert await mgr.login("alice", PASSWORD) is not None
+        assert await accounts.wipe() == 1
         assert await accounts.get_user("alice") is None
 
 

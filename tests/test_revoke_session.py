@@ -23,26 +23,26 @@ async def test_a_user_ends_one_of_their_sessions_by_id(
     ids = [i.id for i in await manager.sessions("alice")]
     assert sorted(ids) == sorted([token_key(phone), token_key(laptop)])
 
-    assert await manager.revoke_session("alice", token_key(phone)) is True
+    assert await manager.revoke_session(token_key(phone), user_id="alice") is True
     assert await manager.validate(phone) is None
     assert await manager.validate(laptop) is not None
-    assert await manager.revoke_session("alice", token_key(phone)) is False  # already ended
+    assert await manager.revoke_session(token_key(phone), user_id="alice") is False  # already ended
 
     # never another user's or an anonymous session; never a token or garbage
-    assert await manager.revoke_session("alice", token_key(bob)) is False
-    assert await manager.revoke_session("alice", token_key(visitor)) is False
+    assert await manager.revoke_session(token_key(bob), user_id="alice") is False
+    assert await manager.revoke_session(token_key(visitor), user_id="alice") is False
     for bad in (laptop, "", "0" * 64, token_key(laptop).upper(), 42, None, b"x" * 64):
-        assert await manager.revoke_session("alice", bad) is False
+        assert await manager.revoke_session(bad, user_id="alice") is False
     assert await manager.validate(bob) is not None and await manager.validate(visitor) is not None
     assert await manager.validate(laptop) is not None
 
     clock.advance(IDLE + 1)  # expired: not a live session any more
-    assert await manager.revoke_session("alice", token_key(laptop)) is False
+    assert await manager.revoke_session(token_key(laptop), user_id="alice") is False
 
 
 async def test_it_finds_sessions_under_an_older_secret(store: Store, clock: FakeClock) -> None:
     old = SessionManager(store, secret=SECRET, clock=clock)
     both = SessionManager(store, secret=[OTHER_SECRET, SECRET], clock=clock)
     token = await old.create("alice", DEVICE)
-    assert await both.revoke_session("alice", token_key(token)) is True
+    assert await both.revoke_session(token_key(token), user_id="alice") is True
     assert await old.validate(token) is None

@@ -36,9 +36,10 @@ class CountingMemory(MemoryStore):
 
 
 class CountingRedis(RedisStore):
-    """A Redis store that notes in a shared list when it is swept."""
+    """A Redis store that notes in a shared list when it is swept (at the plain interval)."""
 
     swept: list[float]
+    native_expiry = False  # swept at sweep_interval, to count the fleet's turns quickly
 
     async def sweep(self, now: float, *, limit: int) -> int:
         self.swept.append(time.monotonic())
@@ -63,6 +64,20 @@ async def test_each_process_sweeps_at_its_own_phase_and_pace() -> None:
         assert len(gaps) >= 3
         assert min(gaps) >= 0.5 * INTERVAL - 0.01  # each pause is 0.5-1.5 x the interval
         assert len(set(round(g, 3) for g in gaps)) > 1  # and not always the same
+
+
+class NativeMemory(CountingMemory):
+    """A store that says it drops expired records itself."""
+
+    native_expiry = True
+
+
+async def test_a_store_with_native_expiry_is_swept_ten_times_less_often() -> None:
+    plain, native = CountingMemory(), NativeMemory()
+    await run_fleet([plain, native])
+    # RUN / INTERVAL = 12 pauses of 0.5-1.5 x: at least 6 sweeps; at 10 x the interval, at most 2
+    assert len(plain.swept) >= 6
+    assert 0 <= len(native.swept) <= 2
 
 
 async def test_a_redis_fleet_sweeps_about_once_per_interval(

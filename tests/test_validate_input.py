@@ -126,7 +126,7 @@ async def test_user_calls_refuse_a_bad_user_id_without_io(user_id: object, error
     with pytest.raises(error, match="user_id"):
         await mgr.revoke_all(user_id)  # type: ignore[arg-type]
     with pytest.raises(error, match="user_id"):
-        await mgr.revoke_session(user_id, "0" * 64)  # type: ignore[arg-type]
+        await mgr.revoke_session("0" * 64, user_id=user_id)  # type: ignore[arg-type]
     if user_id is not None:
         with pytest.raises(error, match="user_id"):
             await mgr.create(user_id)  # type: ignore[arg-type]

@@ -23,16 +23,17 @@ are stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from ..exceptions import AccountError
+from ..exceptions import AccountError, ConfigurationError
+from ..ratelimit import RateLimiter
 from .core import Accounts
 from .devices import DeviceTokens
 from .throttle import LoginLimits
-from .user import normalize_username
+from .user import User, normalize_username
 
-__all__ = ["SessionCreator", "login"]
+__all__ = ["LoginDesk", "SessionCreator", "login"]
 
 
 class SessionCreator(Protocol):
@@ -74,3 +75,92 @@ async def login(
     if user is None:
         return None
     return await sessions.create(user.id, data={**(data or {}), "username": user.username})
+
+
+class LoginDesk:
+    """A manager's accounts wiring: login limits, device tokens, ending a deleted user's sessions.
+
+    Built by :class:`~asyncsess.SessionManager` from its ``accounts``,
+    ``login_limiter`` and ``client_limiter`` arguments. It subscribes
+    ``end_sessions`` to the accounts (a deleted user's or a changed password's
+    sessions end; the app's own hooks stay) and puts the manager's limiters in
+    place of the accounts' own. Device tokens are signed under ``secrets``; an
+    in-process manager without one signs with a per-process key; a persistent
+    one without a secret issues none.
+    """
+
+    __slots__ = ("accounts", "devices", "limits", "sessions")
+
+    def __init__(
+        self,
+        sessions: SessionCreator,
+        accounts: Accounts | None,
+        *,
+        end_sessions: Callable[[str], Coroutine[Any, Any, object]],
+        secrets: Sequence[bytes],
+        in_process: bool,
+        clock: Callable[[], float],
+        login_limiter: RateLimiter | None = None,
+        client_limiter: RateLimiter | None = None,
+    ) -> None:
+        if accounts is not None and not isinstance(accounts, Accounts):
+            raise ConfigurationError(f"accounts must be an Accounts, not {type(accounts).__name__}")
+        for name, limiter in (("login_limiter", login_limiter), ("client_limiter", client_limiter)):
+            if limiter is not None and not isinstance(limiter, RateLimiter):
+                raise ConfigurationError(f"{name} must be a RateLimiter, not {limiter!r}")
+        self.sessions = sessions
+        self.accounts = accounts
+        self.limits: LoginLimits | None = None
+        if accounts is not None:
+
+            async def end(user: User) -> None:
+                await end_sessions(user.id)
+
+            accounts.subscribe(end)
+            self.limits = accounts.limits.replace(username=login_limiter, client=client_limiter)
+        self.devices = (
+            DeviceTokens(secrets, clock=clock)
+            if secrets
+            else DeviceTokens.for_process(clock=clock)
+            if in_process
+            else None
+        )
+
+    def limiters(self) -> list[RateLimiter]:
+        """The limiters in use, whose cleanup tasks the manager runs."""
+        return self.limits.limiters() if self.limits is not None else []
+
+    async def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        client: str | None,
+        device: str | None,
+        data: Mapping[str, Any] | None,
+    ) -> str | None:
+        """:func:`login` against the accounts, with these limits and device tokens."""
+        if self.accounts is None:
+            raise ConfigurationError(
+                "login needs accounts: SessionManager(..., accounts=Accounts(store))"
+            )
+        return await login(
+            self.sessions,
+            self.accounts,
+            username,
+            password,
+            client=client,
+            device=device,
+            data=data,
+            limits=self.limits,
+            devices=self.devices,
+        )
+
+    def device_token(self, username: str) -> str:
+        """Issue a device token for ``username`` (see ``SessionManager.device_token``)."""
+        if self.devices is None:
+            raise ConfigurationError(
+                "device tokens are signed with the manager's secret: pass secret=... "
+                "(a store's own key file is not used for them)"
+            )
+        return self.devices.issue(normalize_username(username))

@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..config import settings_from_mapping
 from ..exceptions import ConfigurationError
 from ..manager import SessionManager
+from ..session import thaw
 from .sqlalchemy_manager import check_sql_url
 
 __all__ = ["INVALID", "KINDS", "VALID", "SessionAdapter", "get_session_adapter"]
@@ -122,7 +123,7 @@ class SessionAdapter:
         session = await self.manager.validate(token)
         if session is None:
             return False, INVALID, None
-        return True, VALID, {**session.data, "user_id": session.user_id}
+        return True, VALID, {**thaw(session.data), "user_id": session.user_id}
 
     async def delete_session(self, token: object) -> bool:
         """End the session of ``token``; ``True`` if it existed."""

@@ -151,7 +151,7 @@ async def logout_device(ctx: SessionContext, session_id: str, password: str | No
     user_id = await _user(ctx, password)
     if session_id == ctx.session.id:
         return await logout(ctx)
-    return await ctx.manager.revoke_session(user_id, session_id)
+    return await ctx.manager.revoke_session(session_id, user_id=user_id)
 
 
 async def flash(ctx: SessionContext, message: str, category: str = "info") -> None:

@@ -13,18 +13,9 @@ import json
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from ..session import Session
+from ..session import Session, thaw
 
 __all__ = ["RequestSession", "fingerprint", "thaw"]
-
-
-def thaw(value: Any) -> Any:
-    """A mutable deep copy of session data: mappings become dicts, sequences lists."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [thaw(v) for v in value]
-    return value
 
 
 def fingerprint(value: Any) -> str:

@@ -1,6 +1,6 @@
-"""The manager's decode cache on every store: a validate always reads the store, and a
-cached session is handed out only for a record byte-for-byte the same as the one it was
-opened from."""
+"""The manager's decode cache on every store (memory included: one path for all): a
+validate always reads the store, and a cached session, nested data or not, is handed out
+only for a record byte-for-byte the same as the one it was opened from."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 import asyncsess
 from asyncsess import ConfigurationError, SessionManager
+from asyncsess.session import thaw
 from asyncsess.stores.base import Store
 from asyncsess.tokens import token_key
 from tests.conftest import ABSOLUTE, BACKENDS, IDLE, SECRET, FakeClock
@@ -18,11 +19,22 @@ pytestmark = pytest.mark.anyio
 PERSISTENT = [b for b in BACKENDS if b != "memory"]
 
 
+NESTED = {"role": "admin", "csrf": "c" * 32, "cart": [1, 2, 3], "prefs": {"theme": "dark"}}
+
+
 async def test_an_unchanged_session_is_handed_out_again(manager: SessionManager) -> None:
-    token = await manager.create("alice", {"role": "admin", "n": 1})
+    token = await manager.create("alice", NESTED)
+    before = await manager.stats()
     first = await manager.validate(token)
-    assert first is not None and first.data == {"role": "admin", "n": 1}
+    assert first is not None and thaw(first.data) == NESTED
     assert await manager.validate(token) is first
+    after = await manager.stats()
+    assert (after.cache_misses - before.cache_misses, after.cache_hits - before.cache_hits) == (
+        1,
+        1,
+    )
+    assert after.cache_entries == before.cache_entries + 1 and after.cache_bytes > 0
+    assert (after.live, after.expired) == (1, 0)
 
 
 async def test_changes_are_seen_at_once(manager: SessionManager, clock: FakeClock) -> None:
@@ -52,14 +64,27 @@ async def test_revoke_all_and_expiry_are_seen(manager: SessionManager, clock: Fa
     assert await manager.validate(tokens[0]) is None
 
 
-async def test_nested_data_is_never_shared(manager: SessionManager) -> None:
-    token = await manager.create("alice", {"tags": ["a"], "flat": 1})
+async def test_nested_data_is_deeply_immutable_so_no_caller_changes_the_next_ones(
+    manager: SessionManager,
+) -> None:
+    token = await manager.create("alice", {"tags": ["a"], "prefs": {"langs": ["en"]}, "n": 1})
     first = await manager.validate(token)
     assert first is not None
-    first.data["tags"].append("mutated by the caller")
+    assert first.data == {"tags": ("a",), "prefs": {"langs": ("en",)}, "n": 1}  # lists: tuples
+    with pytest.raises(TypeError):
+        first.data["n"] = 2  # type: ignore[index]
+    with pytest.raises(TypeError):
+        first.data["prefs"]["theme"] = "dark"
+    with pytest.raises(AttributeError):
+        first.data["tags"].append("mutated by the caller")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.version = 7  # type: ignore[misc]
+    assert await manager.validate(token) is first
+    # frozen data goes back in as it is
+    assert await manager.update(token, {**first.data, "tags": [*first.data["tags"], "b"]})
     second = await manager.validate(token)
-    assert second is not None and second is not first
-    assert second.data == {"tags": ["a"], "flat": 1}
+    assert second is not None and second.data["tags"] == ("a", "b") and second.version == 2
+    assert thaw(second.data) == {"tags": ["a", "b"], "prefs": {"langs": ["en"]}, "n": 1}
 
 
 @pytest.mark.parametrize("store_spec", PERSISTENT, indirect=True)
@@ -87,21 +112,30 @@ async def test_a_record_changed_at_rest_is_opened_again(
     assert await manager.validate(alice) is None
 
 
-@pytest.mark.parametrize("store_spec", PERSISTENT, indirect=True)
 async def test_size_is_bounded_and_zero_turns_it_off(store: Store, clock: FakeClock) -> None:
     small = SessionManager(store, secret=SECRET, clock=clock, decode_cache=2)
     off = SessionManager(store, secret=SECRET, clock=clock, decode_cache=0)
-    tokens = [await small.create(f"user-{i}", {"i": i}) for i in range(5)]
+    tokens = [await small.create(f"user-{i}", {"i": i, "cart": [i]}) for i in range(5)]
     first = [await small.validate(t) for t in tokens]
     again = [await small.validate(t) for t in reversed(tokens)][::-1]  # newest first
     assert [s.data["i"] if s else None for s in again] == list(range(5))
     # the oldest go first: only the newest two of the first pass are handed out again
     assert [a is b for a, b in zip(first, again, strict=True)] == [False] * 3 + [True] * 2
+    assert (await small.stats()).cache_entries == 2
     a, b = await off.validate(tokens[0]), await off.validate(tokens[0])
     assert a == b and a is not b
 
 
-@pytest.mark.parametrize("store_spec", PERSISTENT, indirect=True)
+async def test_least_recently_used_goes_first(store: Store, clock: FakeClock) -> None:
+    mgr = SessionManager(store, secret=SECRET, clock=clock, decode_cache=2)
+    one, two, three = [await mgr.create(f"user-{i}", {"cart": [i]}) for i in range(3)]
+    kept_one, kept_two = await mgr.validate(one), await mgr.validate(two)
+    assert await mgr.validate(one) is kept_one  # one is now the most recently used
+    await mgr.validate(three)  # evicts two, not one
+    assert await mgr.validate(one) is kept_one
+    assert await mgr.validate(two) is not kept_two
+
+
 async def test_memory_is_bounded_in_bytes_too(store: Store, clock: FakeClock) -> None:
     """Few large sessions fill the byte bound long before the entry bound."""
     mgr = SessionManager(store, secret=SECRET, clock=clock, decode_cache_bytes=40_000)
