@@ -11,7 +11,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from types import TracebackType
@@ -51,6 +51,7 @@ Progress = Callable[[int], object]
 _RETRIES = 16
 _FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
 _NATIVE_SWEEP_SLOWDOWN = 10  # stores that expire records themselves only need index upkeep
+_IN_FLIGHT = 4  # lookups let through at once; the next ones queue for one get_many
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
 
@@ -68,6 +69,15 @@ def _check_user(user_id: object) -> str:
     if not user_id:
         raise ValueError("user_id must be a non-empty str")
     return user_id
+
+
+def _key_file(store: Store) -> Callable[[], Awaitable[bytes]] | None:
+    """The file store's own key file, the secret when none is configured."""
+    try:
+        from .stores.file import FileStore
+    except ImportError:  # its driver is missing: this is no file store
+        return None
+    return store.key if isinstance(store, FileStore) else None
 
 
 def _live(record: Record | None, now: float) -> bool:
@@ -168,7 +178,8 @@ class SessionManager:
         secrets = normalize_secrets(secret)
         keyring = Keyring(secrets) if self._sealed and secrets else None
         self._codec = Codec(keyring, in_process=in_process, max_data_bytes=max_data_bytes)
-        if self._sealed and keyring is None and not getattr(self.store, "provides_secret", False):
+        self._key_file = _key_file(self.store) if self._sealed and keyring is None else None
+        if self._sealed and keyring is None and self._key_file is None:
             raise ConfigurationError(
                 f"{type(self.store).__name__} keeps sessions at rest, so privacy mode needs a "
                 'secret: pass secret=... (python -c "import secrets; '
@@ -176,8 +187,7 @@ class SessionManager:
                 "or pass privacy_mode=False to store data in the clear"
             )
         batches = type(self.store).get_many is not Store.get_many
-        limit = getattr(self.store, "max_in_flight", 4)
-        self._batcher = Batcher(self.store, limit=limit) if batches else None
+        self._batcher = Batcher(self.store, limit=_IN_FLIGHT) if batches else None
         self._opened = False
         self._open_lock = anyio.Lock()
         self._background: list[BackgroundTask] = [self._sweeper]
@@ -221,14 +231,8 @@ class SessionManager:
                 return
             with fail_closed:
                 await self.store.open()
-                if self._sealed and self._codec.keyring is None:
-                    supply = getattr(self.store, "default_secret", None)  # the file store's key
-                    secret = None if supply is None else await supply()
-                    if secret is None:
-                        raise ConfigurationError(
-                            f"{type(self.store).__name__} supplied no secret; pass secret=..."
-                        )
-                    self._codec.keyring = Keyring(normalize_secrets([secret]))
+                if self._key_file is not None and self._codec.keyring is None:
+                    self._codec.keyring = Keyring(normalize_secrets([await self._key_file()]))
             self._opened = True
 
     def add_background_task(self, task: BackgroundTask) -> None:
