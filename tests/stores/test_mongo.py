@@ -325,3 +325,17 @@ async def test_a_cancelled_call_lets_the_driver_finish() -> None:
         await _isolated(op("slow", 60.0), grace=0.1)
     await anyio.lowlevel.checkpoint()
     assert done == ["quick", "slow cancelled"]
+
+
+async def test_accounts_share_the_stores_database(client: Client, mongodb_database: str) -> None:
+    """``Accounts(MongoStore(...))`` keeps its users beside the sessions (it used to raise)."""
+    store = MongoStore(client[mongodb_database])
+    hasher = asyncsess.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    accounts = asyncsess.Accounts(store, hasher=hasher)
+    try:
+        user = await accounts.create_user("alice", "correct horse battery staple")
+        assert await client[mongodb_database]["asyncsess_users"].count_documents({}) == 1
+        assert await accounts.authenticate("alice", "correct horse battery staple") == user
+    finally:
+        await accounts.aclose()
+        await store.aclose()

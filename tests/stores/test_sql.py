@@ -456,3 +456,33 @@ async def test_reads_run_on_kept_connections_and_outlive_a_dropped_one(
     finally:
         await store.aclose()
     assert not store._leased
+
+
+async def test_create_table_false_without_the_table_is_a_configuration_error(
+    spec: StoreSpec,
+) -> None:
+    """Sessions and users alike: a missing table is a set-up mistake, not an outage."""
+    store = SQLStore.from_url(spec.url, **spec.options, create_table=False)
+    try:
+        with pytest.raises(asyncsess.ConfigurationError, match="does not exist"):
+            await store.open()
+        with pytest.raises(asyncsess.ConfigurationError, match="create_table=False"):
+            await store.get("k" * 64)
+        users = asyncsess.Accounts(
+            store.engine, table="asyncsess_test_no_users", create_table=False
+        )
+        with pytest.raises(asyncsess.ConfigurationError, match="asyncsess_test_no_users"):
+            await users.count_users()
+    finally:
+        await store.aclose()
+    with_table = SQLStore.from_url(spec.url, **spec.options)  # creates it
+    try:
+        await with_table.open()
+        migrated = SQLStore.from_url(spec.url, **spec.options, create_table=False)
+        try:
+            await migrated.open()
+            assert await migrated.get("k" * 64) is None
+        finally:
+            await migrated.aclose()
+    finally:
+        await with_table.aclose()
