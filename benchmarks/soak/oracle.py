@@ -133,6 +133,10 @@ class _Judge:
 
     def rejected(self, event: Event, token: _Token) -> None:
         """An op found no live session."""
+        if token.killed is not None and event.t0 > token.killed:
+            self.verdict.checked["rejects after a kill"] += 1
+        if event.t0 > token.abs_hi:
+            self.verdict.checked["rejects after absolute expiry"] += 1
         if token.killed is not None or token.uncertain:
             return
         assert event.after is not None

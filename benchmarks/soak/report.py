@@ -67,8 +67,8 @@ def summarize(name: str, meta: dict[str, Any], events: list[Event], faults: list
     end = max((e.t1 for e in events), default=t0)
     failed = [e for e in events if not e.ok]
     by_fault: dict[int | None, list[Event]] = defaultdict(list)
-    for e in failed:
-        by_fault[_fault_of(faults, e.t0)].append(e)
+    for e in failed:  # by when it failed: a request sent just before a fault fails in it
+        by_fault[_fault_of(faults, e.t1)].append(e)
     per_fault = []
     for i, fault in enumerate(faults):
         recovery = _recovery(events, fault, by_fault[i])

@@ -171,7 +171,7 @@ class PostgresServer:
     def version(self) -> str:
         """The server's version string (``postgres --version``)."""
         out = subprocess.run([_pg_bin("postgres"), "--version"], capture_output=True, text=True)
-        return out.stdout.strip().rsplit(" ", 1)[-1]
+        return out.stdout.split()[2]  # "postgres (PostgreSQL) 15.20 (Debian ...)"
 
     def restart(self) -> None:
         """Stop at once (``-m immediate``: a crash, recovered from the WAL) and start again."""
