@@ -58,7 +58,7 @@ async def test_each_process_sweeps_at_its_own_phase_and_pace() -> None:
     stores = [CountingMemory() for _ in range(4)]
     await run_fleet(stores)
     firsts = [store.swept[0] for store in stores]
-    assert max(firsts) - min(firsts) > 0.005  # not in step (4 uniform draws over 0.1 s)
+    assert max(firsts) - min(firsts) > 0.001  # not in step (4 uniform draws over 0.1 s)
     for store in stores:
         gaps = [b - a for a, b in zip(store.swept, store.swept[1:], strict=False)]
         assert len(gaps) >= 3
