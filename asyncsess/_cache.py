@@ -26,12 +26,12 @@ def _cost(payload: bytes) -> int:
 
 
 class DecodeCache:
-    """Lookup key -> (payload, user_ref, the session opened from them), in LRU order."""
+    """Lookup key -> (the record last seen, the session opened from it), in LRU order."""
 
     __slots__ = ("_entries", "hits", "max_bytes", "max_entries", "misses", "size")
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._entries: dict[str, tuple[bytes, str, Session]] = {}
+        self._entries: dict[str, tuple[Record, Session]] = {}
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.size = 0
@@ -44,18 +44,25 @@ class DecodeCache:
     def get(self, record: Record) -> Session | None:
         """The session opened from ``record``'s very bytes, or ``None`` (open it).
 
-        A record that differs only in its sliding expiry (renewed) gives the
-        kept session with the new expiry; any other difference is a miss.
+        Records are immutable: the very record seen before (an in-process store
+        hands it out again) or one equal to it in every field the session was
+        opened from is a hit. A record that differs only in its sliding expiry
+        (renewed) gives the kept session with the new expiry; any other
+        difference is a miss.
         """
         entry = self._entries.pop(record.key, None)
         if entry is not None:
-            payload, user_ref, session = entry
+            seen, session = entry
+            if seen is record:
+                self._entries[record.key] = entry  # now the most recently used
+                self.hits += 1
+                return session
             if (
-                payload == record.payload
-                and user_ref == record.user_ref
-                and session.version == record.version
-                and session.created == record.created_at
-                and session.absolute_expires == record.absolute_at
+                seen.payload == record.payload
+                and seen.user_ref == record.user_ref
+                and seen.version == record.version
+                and seen.created_at == record.created_at
+                and seen.absolute_at == record.absolute_at
             ):
                 if session.expires != record.expires_at:  # renewed
                     session = Session(
@@ -67,11 +74,10 @@ class DecodeCache:
                         record.expires_at,
                         session.absolute_expires,
                     )
-                    entry = (payload, user_ref, session)
-                self._entries[record.key] = entry  # now the most recently used
+                self._entries[record.key] = (record, session)
                 self.hits += 1
                 return session
-            self.size -= _cost(payload)
+            self.size -= _cost(seen.payload)
         self.misses += 1
         return None
 
@@ -84,14 +90,14 @@ class DecodeCache:
         entries = self._entries
         while entries and (len(entries) >= self.max_entries or self.size + cost > self.max_bytes):
             self.drop(next(iter(entries)))
-        entries[record.key] = (record.payload, record.user_ref, session)
+        entries[record.key] = (record, session)
         self.size += cost
 
     def drop(self, key: str) -> None:
         """Forget the session of ``key``, if kept."""
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self.size -= _cost(entry[0])
+            self.size -= _cost(entry[0].payload)
 
     def clear(self) -> None:
         """Forget every session."""

@@ -173,7 +173,7 @@ class SessionManager:
         self.max_sessions_per_user = max_sessions_per_user
         self.privacy_mode = privacy_mode
         self._clock = clock or time.time
-        in_process = not type(self.store).persistent
+        self._in_process = in_process = not type(self.store).persistent
         self._sealed = privacy_mode and not in_process
         secrets = normalize_secrets(secret)
         keyring = Keyring(secrets) if self._sealed and secrets else None
@@ -381,11 +381,17 @@ class SessionManager:
         if not self._opened:
             await self._open()
         now = self._clock()
-        renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
         try:
-            if self._batcher is None:
+            if self._in_process:  # no I/O: look first, renew only when due
+                record = await self.store.get(key)
+                if record is not None and now < record.expires_at < now + self._renew_window:
+                    renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
+                    record = await self.store.get(key, renew=renewal)
+            elif self._batcher is None:
+                renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
                 record = await self.store.get(key, renew=renewal)
             else:
+                renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
                 record = await self._batcher.get(key, renewal)
         except AsyncsessError:
             raise

@@ -25,7 +25,17 @@ Write = Callable[[Store, list[Record]], Awaitable[None]]
 
 
 def user_data(i: int) -> dict[str, Any]:
-    """The data of session ``i`` in every row (asyncsess and peers alike)."""
+    """The data of session ``i`` in every row (asyncsess and peers alike): shaped like a
+    real app's (issue 12), nested, with a 32-character CSRF token."""
+    return {"role": "admin", "csrf": f"{i:032x}", "theme": "dark", "cart": [1, 2, 3]}
+
+
+#: The same (the default); rows that name it say so.
+nested_data = user_data
+
+
+def flat_data(i: int) -> dict[str, Any]:
+    """Flat data of scalars only (the benchmark's data before issue 12), for comparison rows."""
     return {"role": "member", "i": i}
 
 
@@ -129,7 +139,11 @@ async def insert_each(
 
 
 async def create_sessions(
-    mgr: SessionManager, n: int, write: Write | None, options: dict[str, Any]
+    mgr: SessionManager,
+    n: int,
+    write: Write | None,
+    options: dict[str, Any],
+    data: Callable[[int], dict[str, Any]] = user_data,
 ) -> list[str]:
     """Create ``n`` sessions with ``create``; return their tokens.
 
@@ -138,11 +152,11 @@ async def create_sessions(
     the records are the manager's own, only the writing is batched.
     """
     if write is None:
-        return [await mgr.create(f"user-{i}", user_data(i)) for i in range(n)]
+        return [await mgr.create(f"user-{i}", data(i)) for i in range(n)]
     recorder = _Recorder()
     twin_options = {k: v for k, v in options.items() if k != "store_options"}
     twin = SessionManager(recorder, secret=SECRET, **twin_options)
-    tokens = [await twin.create(f"user-{i}", user_data(i)) for i in range(n)]
+    tokens = [await twin.create(f"user-{i}", data(i)) for i in range(n)]
     await write(mgr.store, recorder.records)
     return tokens
 
@@ -154,6 +168,7 @@ async def asyncsess_row(
     *,
     write: Write | None = None,
     wipe: bool = True,
+    data: Callable[[int], dict[str, Any]] = user_data,
     **options: Any,
 ) -> AsyncIterator[Prepared]:
     """asyncsess ``validate`` over ``n`` live sessions (sealed wherever data is at rest).
@@ -165,7 +180,7 @@ async def asyncsess_row(
     mgr = SessionManager(store, secret=SECRET, **options)
     try:
         try:
-            tokens = await create_sessions(mgr, n, write, options)
+            tokens = await create_sessions(mgr, n, write, options, data)
             yield Prepared(mgr.validate, tokens)
         finally:  # also when set-up or another row failed: leave nothing behind
             if wipe:  # the store's own wipe (the manager's sweeps in batches first: slower)

@@ -34,7 +34,7 @@ from starsessions import InMemoryStore, JsonSerializer, generate_session_id
 from asyncsess.stores.file import FileStore
 
 from ..harness import Prepared, Row
-from .common import asyncsess_row, user_data
+from .common import asyncsess_row, flat_data, user_data
 from .peers import LIFETIME, aiohttp_requests, starsessions_load
 
 FILE_DIR_ENV = "ASYNCSESS_BENCH_FILE_DIR"
@@ -68,6 +68,12 @@ def filesystem(path: str) -> str:
 @asynccontextmanager
 async def memory_asyncsess(n: int) -> AsyncIterator[Prepared]:
     async with asyncsess_row("memory://", n) as prepared:
+        yield prepared
+
+
+@asynccontextmanager
+async def memory_asyncsess_flat(n: int) -> AsyncIterator[Prepared]:
+    async with asyncsess_row("memory://", n, data=flat_data) as prepared:
         yield prepared
 
 
@@ -157,6 +163,7 @@ async def file_floor(n: int) -> AsyncIterator[Prepared]:
 
 ROWS = [
     Row("memory", "asyncsess", "asyncsess", memory_asyncsess),
+    Row("memory", "asyncsess (flat data)", "asyncsess", memory_asyncsess_flat),
     Row("memory", "dict + sha256", "floor", memory_floor),
     Row("memory", "starsessions InMemoryStore", "peer", memory_starsessions),
     Row("memory", "aiohttp-session EncryptedCookieStorage", "peer", memory_aiohttp_cookie),
