@@ -2,24 +2,25 @@
 
 Environment variables (all optional):
 
-=============================  ==============================================
-``ASYNCSESS_URL``              store URL (default ``memory://``)
-``ASYNCSESS_SECRET``           secret(s), comma-separated, newest first
-``ASYNCSESS_IDLE_TIMEOUT``     sliding idle timeout, seconds
-``ASYNCSESS_ABSOLUTE_TIMEOUT`` absolute timeout, seconds
-``ASYNCSESS_PRIVACY_MODE``     ``true``/``false`` (default ``true``)
-``ASYNCSESS_SWEEP_INTERVAL``   seconds between background sweeps
-``ASYNCSESS_RENEW_FRACTION``   renew when less than this fraction of the idle time is left
-=============================  ==============================================
+====================================  ==============================================
+``ASYNCSESS_URL``                     store URL (default ``memory://``)
+``ASYNCSESS_SECRET``                  secret(s), comma-separated, newest first
+``ASYNCSESS_IDLE_TIMEOUT``            sliding idle timeout, seconds
+``ASYNCSESS_ABSOLUTE_TIMEOUT``        absolute timeout, seconds
+``ASYNCSESS_PRIVACY_MODE``            ``true``/``false`` (default ``true``)
+``ASYNCSESS_SWEEP_INTERVAL``          seconds between background sweeps
+``ASYNCSESS_RENEW_FRACTION``          renew when less than this fraction of the idle time is left
+``ASYNCSESS_MAX_DATA_BYTES``          largest session data as JSON, bytes (``none``: no bound)
+``ASYNCSESS_MAX_SESSIONS_PER_USER``   sessions kept per user (``none``: no bound)
+``ASYNCSESS_DECODE_CACHE``            decoded sessions kept (``0``: none)
+``ASYNCSESS_DECODE_CACHE_BYTES``      about how much memory they may take, bytes
+====================================  ==============================================
 
 Mappings take the same settings by keyword name (``store``, ``secret``,
-``idle_timeout``, ...) and the keys of the managers asyncsess replaces:
-``session_expiry_minutes``, ``privacy_mode``, ``storage_dir``,
-``encryption_key``, ``redis_host``, ``redis_port``, ``redis_db``,
-``redis_password``, ``connection_string``, ``db_name``, ``collection_name``
-(the MongoDB database replaces any in the connection string's path; its
-options are kept) and ``db_url`` (an SQLAlchemy URL, as the older SQL manager
-took).
+``idle_timeout``, ``max_data_bytes``, ...) and the keys of the managers
+asyncsess replaces (``session_expiry_minutes``, ``encryption_key``,
+``storage_dir``, ``redis_host``, ``connection_string``, ``db_url``, ...: see
+:mod:`asyncsess.compat.legacy`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from .exceptions import ConfigurationError
 
@@ -44,23 +43,15 @@ _KWARGS = frozenset(
         "privacy_mode",
         "sweep_interval",
         "renew_fraction",
+        "decode_cache",
+        "decode_cache_bytes",
+        "max_data_bytes",
+        "max_sessions_per_user",
     }
 )
-_LEGACY = frozenset(
-    {
-        "session_expiry_minutes",
-        "storage_dir",
-        "encryption_key",
-        "redis_host",
-        "redis_port",
-        "redis_db",
-        "redis_password",
-        "connection_string",
-        "db_name",
-        "collection_name",
-        "db_url",
-    }
-)
+#: Settings that are a size (``int >= 0``); those in _OPTIONAL also take ``none``.
+_SIZES = ("decode_cache", "decode_cache_bytes", "max_data_bytes", "max_sessions_per_user")
+_OPTIONAL = frozenset({"max_data_bytes", "max_sessions_per_user"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -90,6 +81,18 @@ def check_size(name: str, value: object) -> int:
     return value
 
 
+def _size(value: str, name: str) -> int | None:
+    if name in _OPTIONAL and value.lower() == "none":
+        return None
+    try:
+        return check_size(f"ASYNCSESS_{name.upper()}", int(value))
+    except ValueError:
+        none = " or none" if name in _OPTIONAL else ""
+        raise ConfigurationError(
+            f"ASYNCSESS_{name.upper()} must be a whole number >= 0{none}, not {value!r}"
+        ) from None
+
+
 def _flag(value: object, name: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -98,44 +101,23 @@ def _flag(value: object, name: str) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {value!r}")
 
 
-def _legacy_store(config: Mapping[str, Any]) -> str | None:
-    if "storage_dir" in config:
-        return Path(os.path.expanduser(str(config["storage_dir"]))).resolve().as_uri()
-    if "db_url" in config:
-        return str(config["db_url"])
-    if "connection_string" in config or "db_name" in config:
-        parts = urlsplit(str(config.get("connection_string", "mongodb://localhost:27017/")))
-        db = quote(str(config.get("db_name", "session_db")), safe="")
-        collection = f"collection={quote(str(config.get('collection_name', 'sessions')), safe='')}"
-        query = f"{parts.query}&{collection}" if parts.query else collection
-        return urlunsplit(parts._replace(path=f"/{db}", query=query))
-    if any(k.startswith("redis_") for k in config):
-        password = config.get("redis_password")
-        auth = f":{quote(str(password), safe='')}@" if password else ""
-        host = config.get("redis_host", "localhost")
-        port, db_number = int(config.get("redis_port", 6379)), int(config.get("redis_db", 0))
-        return f"redis://{auth}{host}:{port}/{db_number}"
-    return None
-
-
 def settings_from_mapping(config: Mapping[str, Any]) -> dict[str, Any]:
     """Translate a configuration mapping into ``SessionManager`` keyword arguments.
 
+    Takes the keyword names and the replaced managers' keys
+    (:mod:`asyncsess.compat.legacy`); a current key wins over a legacy one.
     Raises :class:`ConfigurationError` naming any key it does not know.
     """
-    unknown = set(config) - _KWARGS - _LEGACY
+    from .compat.legacy import LEGACY_KEYS, legacy_settings  # compat builds on this package
+
+    unknown = set(config) - _KWARGS - LEGACY_KEYS
     if unknown:
-        known = ", ".join(sorted(_KWARGS | _LEGACY))
+        known = ", ".join(sorted(_KWARGS | LEGACY_KEYS))
         raise ConfigurationError(f"unknown setting(s) {sorted(unknown)}; known: {known}")
     out: dict[str, Any] = {k: config[k] for k in _KWARGS if k in config}
-    if "store" not in out and (store := _legacy_store(config)) is not None:
-        out["store"] = store
-    if "secret" not in out and config.get("encryption_key"):
-        out["secret"] = config["encryption_key"]
-    if "idle_timeout" not in out and "session_expiry_minutes" in config:
-        out["idle_timeout"] = timedelta(
-            minutes=duration(config["session_expiry_minutes"], "session_expiry_minutes")
-        )
+    legacy = {k: v for k, v in config.items() if k in LEGACY_KEYS}
+    for name, value in legacy_settings(legacy, duration).items():
+        out.setdefault(name, value)
     if "privacy_mode" in out:
         out["privacy_mode"] = _flag(out["privacy_mode"], "privacy_mode")
     return out
@@ -154,6 +136,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
             out[name] = duration(value, f"ASYNCSESS_{name.upper()}")
     if value := env.get("ASYNCSESS_PRIVACY_MODE"):
         out["privacy_mode"] = _flag(value, "ASYNCSESS_PRIVACY_MODE")
+    for name in _SIZES:
+        if value := env.get(f"ASYNCSESS_{name.upper()}"):
+            out[name] = _size(value.strip(), name)
     if value := env.get("ASYNCSESS_RENEW_FRACTION"):
         try:
             out["renew_fraction"] = float(value)

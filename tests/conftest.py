@@ -49,7 +49,7 @@ ALLOWED_TO_BLOCK = [
     ("pymongo/pool_options.py", "get_container_env_info"),  # /.dockerenv, for its handshake
     ("sqlalchemy/dialects/sqlite/pysqlite.py", "create_connect_args"),  # the file's path
     ("asyncmy/version.py", "<module>"),  # imported at first connect
-    ("asyncsess/config.py", "_legacy_store"),  # resolves a configured directory
+    ("asyncsess/compat/legacy.py", "_legacy_store"),  # resolves a configured directory
 ]
 
 
