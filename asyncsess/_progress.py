@@ -17,13 +17,14 @@ class Progress:
         self.label, self.total = label, total
         self.enabled = self.stream.isatty()
         self._drawn = 0.0
+        self._shown: int | None = None  # the count on screen
 
     def update(self, done: int, *, force: bool = False) -> None:
         """Redraw with ``done`` items finished (at most ten times a second)."""
         now = time.monotonic()
         if not self.enabled or (not force and now - self._drawn < 0.1):
             return
-        self._drawn = now
+        self._drawn, self._shown = now, done
         if self.total:
             share = min(done / self.total, 1.0)
             bar = "#" * int(share * 30)
@@ -34,8 +35,9 @@ class Progress:
         self.stream.flush()
 
     def close(self, done: int) -> None:
-        """Draw the final state and end the line."""
+        """Draw the final state (unless it is on screen already) and end the line."""
         if self.enabled:
-            self.update(done, force=True)
+            if done != self._shown:
+                self.update(done, force=True)
             self.stream.write("\n")
             self.stream.flush()

@@ -5,6 +5,11 @@ secret(s) as ``--secret`` or ``ASYNCSESS_SECRET`` (prefer the variable: a
 command line is visible to other users); the other ``ASYNCSESS_*`` settings
 apply too. ``sweep``, ``wipe`` and ``stats`` need no secret.
 
+Only ``demo`` and ``users create`` may create a database, a table or a
+session directory: every other command refuses a SQLite file or a directory
+that does not exist, or an SQL database without the sessions table (exit 2,
+nothing created), so a typo in ``--url`` is not reported as a success.
+
 A result is one line on stdout (``swept 12 expired sessions``); messages go
 to stderr, prefixed ``asyncsess:``. A progress bar is drawn on stderr during
 long sweeps and wipes when stderr is a terminal. Exit codes:
@@ -26,11 +31,14 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
 
 import anyio
 
+from . import __version__
 from ._progress import Progress
 from .exceptions import AsyncsessError, ConfigurationError
 from .manager import SessionManager
@@ -56,8 +64,48 @@ def _redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+_SQL = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
+
+
+def _creates(args: argparse.Namespace) -> bool:
+    """Commands that may create a database, its tables or a session directory."""
+    return bool(args.command == "demo" or (args.command == "users" and args.action == "create"))
+
+
+def _is_sql(url: str) -> bool:
+    return urlsplit(url).scheme.lower().split("+", 1)[0] in _SQL
+
+
+def _must_exist(url: str) -> None:
+    """Refuse a SQLite file or a session directory that is not there (a typo'd URL)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme.split("+", 1)[0] == "sqlite":
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            where: Path | None = Path(database)
+        else:
+            where = None
+        what = "SQLite database"
+    elif scheme == "file":
+        where, what = Path(url2pathname(unquote(parts.path))), "session directory"
+    else:
+        return
+    if where is not None and not where.exists():
+        raise _Usage(
+            f"no {what} at {where}: check the URL; nothing was created "
+            "(only demo and users create make a new one)"
+        )
+
+
 def _manager(args: argparse.Namespace) -> SessionManager:
     options: dict[str, Any] = {"store": args.url}
+    if not _creates(args):
+        _must_exist(args.url)
+        if _is_sql(args.url):
+            options["store_options"] = {"create_table": False}  # a missing table: exit 2
     if args.secret:
         options["secret"] = [s.strip() for s in args.secret.split(",") if s.strip()]
     elif _needs_no_secret(args) and not os.environ.get("ASYNCSESS_SECRET"):
@@ -145,7 +193,10 @@ def _password(args: argparse.Namespace) -> str:
 async def _users(mgr: SessionManager, args: argparse.Namespace) -> None:
     from .accounts import Accounts
 
-    async with Accounts(args.url) as accounts:
+    options: dict[str, Any] = (
+        {"create_table": False} if args.action != "create" and _is_sql(args.url) else {}
+    )
+    async with Accounts(args.url, **options) as accounts:
         if args.action == "create":
             created = await accounts.create_user(args.username, _password(args))
             print(f"created user {created.username} {created.id}")
@@ -233,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"asyncsess {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands: dict[str, argparse.ArgumentParser] = {}
     for name, run, text, more in _COMMANDS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+import asyncsess
 from asyncsess import SessionManager
 from asyncsess._progress import Progress
 
@@ -193,3 +195,62 @@ def test_progress_draws_only_on_a_terminal() -> None:
     counter = _Terminal()
     Progress("wiping", None, counter).close(1500)
     assert "wiping 1500…" in counter.getvalue()
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert (result.returncode, result.stdout) == (0, f"asyncsess {asyncsess.__version__}\n")
+
+
+@pytest.mark.parametrize("command", [["stats"], ["sweep"], ["wipe", "--yes"], ["revoke-user", "x"]])
+def test_a_typo_in_the_url_is_refused_and_creates_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = {"ASYNCSESS_SECRET": SECRET}
+    typo = tmp_path / "sesions.db"
+    result = run(*command, "--url", f"sqlite+aiosqlite:///{typo}", env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert (
+        f"no SQLite database at {typo}" in result.stderr and "nothing was created" in result.stderr
+    )
+    missing_dir = tmp_path / "no-such-dir"
+    result = run(*command, "--url", missing_dir.as_uri(), env=env)
+    assert result.returncode == 2 and "no session directory at" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_database_without_the_sessions_table_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()  # an existing file, but not an asyncsess database
+    url = f"sqlite+aiosqlite:///{db}"
+    for command in (["stats"], ["users", "delete", "alice"]):
+        result = run(*command, "--url", url, env={"ASYNCSESS_SECRET": SECRET})
+        assert result.returncode == 2, result.stderr
+        assert "table" in result.stderr and result.stdout == ""
+    tables = sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == []  # nothing was created
+
+
+def test_users_create_and_demo_may_create_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    env = {"ASYNCSESS_SECRET": SECRET}
+    created = run("users", "create", "alice", "--password-stdin", "--url", url, env=env,
+                  stdin="correct horse battery staple\n")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert run("stats", "--url", url).stdout == "live 0\nexpired 0\n"
+    demo = run("demo", "--url", f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", env=env)
+    assert demo.returncode == 0, demo.stderr
+
+
+def test_progress_draws_the_final_state_once() -> None:
+    terminal = _Terminal()
+    bar = Progress("sweeping", 4, terminal)
+    bar.update(4, force=True)
+    bar.close(4)
+    assert terminal.getvalue().count("4/4") == 1 and terminal.getvalue().endswith("\n")
+    late = _Terminal()
+    bar = Progress("sweeping", 4, late)
+    bar.update(2, force=True)
+    bar.close(4)
+    assert late.getvalue().count("2/4") == 1 and late.getvalue().count("4/4") == 1
