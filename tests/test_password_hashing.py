@@ -3,15 +3,19 @@ the event loop free (a ratio against one hash's own time, never a fixed timing).
 
 from __future__ import annotations
 
+import re
+import sys
 import time
+import tomllib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import argon2
 import pytest
 
-from asyncsess import ConfigurationError
+from asyncsess import ConfigurationError, MissingDependency
 from asyncsess.accounts import Accounts, PasswordHasher
 
 pytestmark = pytest.mark.anyio
@@ -179,3 +183,26 @@ async def test_event_loop_keeps_ticking_while_20_logins_hash() -> None:
     )
     assert ticks > 20
     assert off_loop < one_login / 2 <= on_loop
+
+
+def test_without_argon2_the_error_names_the_package_not_an_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "argon2", None)  # what an uninstalled package looks like
+    with pytest.raises(MissingDependency, match="pip install argon2-cffi") as info:
+        PasswordHasher(**FAST)
+    assert "[" not in str(info.value)  # no "asyncsess[...]" extra: argon2-cffi is a dependency
+
+
+def test_every_extra_an_error_names_exists() -> None:
+    """Each ``pip install "asyncsess[X]"`` in the package names an extra pyproject defines."""
+    root = Path(__file__).resolve().parent.parent
+    extras = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
+    named = {
+        extra
+        for source in (root / "asyncsess").rglob("*.py")
+        for extra in re.findall(r"asyncsess\[(\w+)\]", source.read_text())
+    }
+    assert named and named <= extras, named - extras

@@ -67,7 +67,8 @@ def _argon2() -> Any:
         import argon2
     except ImportError as exc:
         raise MissingDependency(
-            'password hashing needs argon2-cffi: pip install "asyncsess[accounts]"'
+            "password hashing needs argon2-cffi, which asyncsess depends on: "
+            "pip install argon2-cffi (or reinstall asyncsess)"
         ) from exc
     return argon2
 
