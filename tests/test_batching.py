@@ -53,7 +53,7 @@ async def test_concurrent_validates_are_batched(tmp_path: Path) -> None:
             tg.start_soon(check, i, token)
     assert results == {i: (i if i < 200 else None) for i in range(201)}
     assert store.gets + sum(store.batches) == 201
-    assert store.gets <= store.max_in_flight + len(store.batches)
+    assert store.gets <= 4 + len(store.batches)  # the manager batches beyond 4 in flight
     assert max(store.batches) > 1
 
 
@@ -109,8 +109,19 @@ async def test_cancelled_waiters_do_not_strand_others(tmp_path: Path) -> None:
                     tg.start_soon(check, i, token)
     assert finished == [True] * 300
     assert cancelled  # some lookups really were cancelled while queued or in flight
-    batcher = mgr._batcher
-    assert batcher is not None and batcher._in_flight == 0 and not batcher._queue
+    # nothing stranded: a lone validate goes straight to the store (no slot leaked, no
+    # queue left: it would wait for ever), and a crowd of them is served
     before = store.gets
-    assert await mgr.validate(tokens[1]) is not None
+    with anyio.fail_after(5):
+        assert await mgr.validate(tokens[1]) is not None
     assert store.gets == before + 1
+    crowd: list[bool] = []
+
+    async def one(token: str) -> None:
+        crowd.append(await mgr.validate(token) is not None)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for token in tokens:
+                tg.start_soon(one, token)
+    assert crowd == [True] * len(tokens)

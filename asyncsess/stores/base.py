@@ -42,8 +42,8 @@ another process holds it), so a fleet sweeps once per interval. Redis has it.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
 from ..exceptions import ConfigurationError, StoreError
@@ -55,15 +55,14 @@ class RecordExists(StoreError):
     """:meth:`Store.insert` found a record under the key already (nothing was written)."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Record:
-    """One stored session; treat it as immutable (build a new one to change it).
+    """One stored session, immutable (``dataclasses.replace`` makes a changed copy).
 
+    ``key`` is the token's SHA-256 in hex; ``payload`` is opaque to the store;
     ``expires_at`` is when the store may drop the record (the sliding idle
     expiry, never past ``absolute_at``); times are seconds since the epoch.
     ``user_ref`` is ``""`` for a session without a user (never indexed).
-    ``memo`` is the manager's: stores leave it alone (an in-process store that
-    hands out the same object again lets the manager skip decoding it).
     """
 
     key: str
@@ -73,7 +72,6 @@ class Record:
     created_at: float
     expires_at: float
     absolute_at: float
-    memo: Any = field(default=None, compare=False, repr=False)
 
 
 class Renewal(NamedTuple):
@@ -119,13 +117,6 @@ class Store(abc.ABC):
     #: Whether the backend drops expired records by itself (Redis TTLs, MongoDB's TTL
     #: index): :meth:`sweep` then only tidies indexes, and may be called rarely.
     native_expiry: ClassVar[bool] = False
-    #: Transitional, leaving the contract (issue 12): URL schemes (documentation only).
-    schemes: ClassVar[tuple[str, ...]] = ()
-    #: Whether :meth:`default_secret` can supply a secret when none is configured.
-    provides_secret: ClassVar[bool] = False
-    #: How many lookups the manager lets run at once before it batches the rest
-    #: into :meth:`get_many` (used only by stores that override :meth:`get_many`).
-    max_in_flight: int = 4
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -137,13 +128,6 @@ class Store(abc.ABC):
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (connect, create schema); called once before first use."""
-
-    async def default_secret(self) -> bytes | None:
-        """Return a secret the store keeps for itself, or ``None`` (the default)."""
-        return None
-
-    #: An in-process store may offer ``peek(key)``: the record, without awaiting or renewing.
-    peek: Callable[[str], Record | None] | None = None
 
     @abc.abstractmethod
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:

@@ -2,7 +2,7 @@
 
 Layout under the root (directories 0700, files 0600)::
 
-    .key                      the store's own secret, when none is configured
+    .key                      the store's own secret (:meth:`FileStore.key`), if asked for
     s/<key[:2]>/<key>         one session record (JSON), replaced atomically
     u/<h[:2]>/<h>/<key>       empty marker: session <key> belongs to user hash <h>
                               (none for a session without a user)
@@ -93,9 +93,6 @@ def _decode(key: str, raw: bytes) -> Record | None:
 
 class FileStore(Store):
     """Sessions as files under ``root``."""
-
-    #: Transitional (issue 12): the manager asks :meth:`key` through these until it calls it.
-    provides_secret = True
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.root = Path(root).expanduser().absolute()
@@ -384,10 +381,6 @@ class FileStore(Store):
         """
         await _thread(self._open_sync)
         return await _thread(self._secret_sync)
-
-    async def default_secret(self) -> bytes:
-        """Transitional (issue 12): :meth:`key`."""
-        return await self.key()
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Read one record (one worker-thread call), renewing it under lock if due."""

@@ -25,7 +25,7 @@ async def test_create_then_validate(manager: SessionManager, clock: FakeClock) -
     session = await manager.validate(token)
     assert session is not None
     assert session.user_id == "alice"
-    assert dict(session.data) == {"role": "admin", "n": [1, 2]}
+    assert dict(session.data) == {"role": "admin", "n": (1, 2)}  # handed out deeply immutable
     assert session.version == 1
     assert session.created == clock.now
     assert session.created_at.timestamp() == pytest.approx(clock.now)
