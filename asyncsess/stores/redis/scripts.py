@@ -1,4 +1,4 @@
-"""The Redis record format and the Lua scripts that keep it (one job: what is in Redis).
+"""The Redis record format, the Lua scripts that keep it, and their runner (WAIT included).
 
 A record is one string value::
 
@@ -14,8 +14,15 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
+from typing import Any
 
-from ...exceptions import StoreError
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from ...exceptions import StoreError, StoreUnavailable
 from ..base import Record
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "PUT",
     "RENEW",
     "SWEEP",
+    "Runner",
     "ms",
     "pack",
     "unpack",
@@ -171,3 +179,68 @@ local e = struct.unpack('>d', r, 9)
 if e <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]); return 1 end
 return string.format('%.17g', e)
 """
+
+
+class Runner:
+    """Runs write scripts: one ``EVALSHA``, or many in one pipeline (one round trip per
+    node), each node's followed by ``WAIT`` when ``wait_replicas`` is set."""
+
+    def __init__(
+        self, client: Redis | RedisCluster, *, wait_replicas: int, wait_timeout: float
+    ) -> None:
+        self._client = client
+        self._any: Any = client  # for calls whose redis-py types are too loose to use
+        self._cluster = isinstance(client, RedisCluster)
+        self._wait = (wait_replicas, str(math.ceil(wait_timeout * 1000)))
+
+    async def one(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run one write script (through :meth:`each`, to WAIT, if ``wait_replicas``)."""
+        if not self._wait[0]:
+            return await script(keys=keys, args=args)
+        return (await self.each(script, [(keys, args)]))[0]
+
+    async def each(
+        self, script: AsyncScript, calls: Sequence[tuple[str | list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run ``script`` once per (key or keys, args) in one pipeline; their replies."""
+        for attempt in (1, 2):
+            pipe = self._any.pipeline(transaction=False)
+            for key, args in calls:
+                keys = [key] if isinstance(key, str) else key
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # NOSCRIPT
+            waits = self._add_waits(pipe, [k if isinstance(k, str) else k[0] for k, _ in calls])
+            if waits and self._cluster:  # a redirected write would not be the one WAITed for
+                results: list[Any] = await pipe.execute(False, allow_redirections=False)
+            else:
+                results = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
+                await self._client.script_load(script.script)  # every primary on a cluster
+                continue
+            if errors := [r for r in results if isinstance(r, Exception)]:
+                raise errors[0]
+            break
+        return self._replicated(results, waits)
+
+    def _add_waits(self, pipe: Any, keys: list[str]) -> int:
+        """Queue ``WAIT`` on the connection of each node written to; return how many."""
+        if not self._wait[0]:
+            return 0
+        if not self._cluster:
+            pipe.execute_command("WAIT", *self._wait)
+            return 1
+        nodes = {node.name: node for node in map(self._any.get_node_from_key, keys)}
+        for node in nodes.values():  # a cluster pipeline keeps each node's commands in order
+            pipe.execute_command("WAIT", *self._wait, target_nodes=node)
+        return len(nodes)
+
+    def _replicated(self, results: list[Any], waits: int) -> list[Any]:
+        """The results before the ``waits`` WAIT replies; fail unless each has enough replicas."""
+        if not waits:
+            return results
+        if short := [n for n in results[-waits:] if int(n) < self._wait[0]]:
+            raise StoreUnavailable(
+                f"only {min(short)} of the {self._wait[0]} Redis replicas asked for acknowledged "
+                f"a session write within {self._wait[1]} ms: the write is not acknowledged "
+                "(it may still have been applied)"
+            )
+        return results[:-waits]

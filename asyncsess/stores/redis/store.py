@@ -48,23 +48,20 @@ from typing import Any, ClassVar, Self, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 
-from ...exceptions import ConfigurationError, StoreUnavailable
+from ...exceptions import ConfigurationError
 from .._url import split_query
 from ..base import Record, RecordExists, Renewal, Store
 from . import scripts
 from .client import Caller, client_from_url
+from .direct import IDLE, DirectReads
+from .scripts import Runner, pack, unpack
 from .scripts import ms as _ms
-from .scripts import pack, unpack
 
 __all__ = ["RedisStore"]
 
 _SCAN = 1000
 _CHUNK = 1000  # records one script deletes at most: Redis runs nothing else meanwhile
-_IDLE = 8  # connections kept for reads: the batcher keeps a few busy at most
 _DURABILITY: dict[str, Callable[[Any], Any]] = {"wait_replicas": int, "wait_timeout": float}
 
 
@@ -109,7 +106,6 @@ class RedisStore(Store):
                 "RedisStore wait_replicas must be an int >= 0 and wait_timeout > 0 seconds, "
                 f"not {wait_replicas!r} and {wait_timeout!r}"
             )
-        self._wait = (wait_replicas, str(math.ceil(wait_timeout * 1000)))
         if not prefix:
             raise ConfigurationError("RedisStore prefix must be a non-empty str, e.g. 'asyncsess:'")
         if client.get_encoder().decode_responses:
@@ -118,15 +114,18 @@ class RedisStore(Store):
         self._any: Any = client  # for calls whose redis-py types are too loose to use
         self._cluster = isinstance(client, RedisCluster)
         # with direct_reads, reads go straight to connections the store keeps leased from the
-        # pool (see _read) unless the client is a cluster, pinned to one connection or has a
+        # pool (see .direct) unless the client is a cluster, pinned to one connection or has a
         # tiny pool
-        slots = 0 if isinstance(client, RedisCluster) else client.connection_pool.max_connections
-        pinned = getattr(client, "single_connection_client", True)
-        self._direct = direct_reads and not self._cluster and not pinned and slots >= 2 * _IDLE
-        self._keep = min(_IDLE, slots // 4) if self._direct else 0
-        self._idle: list[Any] = []
+        self._direct: DirectReads | None = None
+        keep = 0
+        if direct_reads and not isinstance(client, RedisCluster):
+            slots = client.connection_pool.max_connections
+            if not getattr(client, "single_connection_client", True) and slots >= 2 * IDLE:
+                keep = min(IDLE, slots // 4)
+                self._direct = DirectReads(client, keep)
         # every call bounded, never more in flight than the pool has connections
-        self._run = Caller(client, timeout=seconds, name="Redis", reserve=self._keep)
+        self._run = Caller(client, timeout=seconds, name="Redis", reserve=keep)
+        self._scripts = Runner(client, wait_replicas=wait_replicas, wait_timeout=wait_timeout)
         self._timeout = seconds
         self._one_node = not self._cluster or _hash_tagged(prefix)
         self._renew = client.register_script(scripts.RENEW)
@@ -163,87 +162,6 @@ class RedisStore(Store):
 
     # -- plumbing ---------------------------------------------------------
 
-    async def _read(self, *command: Any) -> Any:
-        """Run one idempotent read command on a connection the store keeps between calls.
-
-        The same connection API redis-py's own client uses, without the pool
-        round trip and the per-command retry and metrics wrapper around it. A
-        connection found broken (the server restarted) is reconnected and the
-        read sent once more; on any other failure or cancellation the
-        connection is dropped, so no half-read reply is left on it.
-        """
-        conn = self._idle.pop() if self._idle else await self._any.connection_pool.get_connection()
-        try:
-            packed = conn.pack_command(*command)
-            try:
-                await conn.send_packed_command(packed)
-                return await conn.read_response()
-            except RedisConnectionError:
-                await conn.disconnect(nowait=True)
-                await conn.send_packed_command(packed)  # reconnects first
-                return await conn.read_response()
-        except BaseException:
-            await conn.disconnect(nowait=True)
-            raise
-        finally:
-            if len(self._idle) < self._keep:
-                self._idle.append(conn)
-            else:
-                await self._any.connection_pool.release(conn)
-
-    async def _each(
-        self, script: AsyncScript, calls: Sequence[tuple[str | list[str], list[Any]]]
-    ) -> list[Any]:
-        """Run ``script`` once per (key or keys, args) in one pipeline (one round trip per
-        node), each node's followed by ``WAIT`` when ``wait_replicas`` is set."""
-        for attempt in (1, 2):
-            pipe = self._pipeline()
-            for key, args in calls:
-                keys = [key] if isinstance(key, str) else key
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # NOSCRIPT
-            waits = self._add_waits(pipe, [k if isinstance(k, str) else k[0] for k, _ in calls])
-            if waits and self._cluster:  # a redirected write would not be the one WAITed for
-                results: list[Any] = await pipe.execute(False, allow_redirections=False)
-            else:
-                results = await pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
-                await self._client.script_load(script.script)  # every primary on a cluster
-                continue
-            if errors := [r for r in results if isinstance(r, Exception)]:
-                raise errors[0]
-            break
-        return self._replicated(results, waits)
-
-    def _add_waits(self, pipe: Any, keys: list[str]) -> int:
-        """Queue ``WAIT`` on the connection of each node written to; return how many."""
-        if not self._wait[0]:
-            return 0
-        if not self._cluster:
-            pipe.execute_command("WAIT", *self._wait)
-            return 1
-        nodes = {node.name: node for node in map(self._any.get_node_from_key, keys)}
-        for node in nodes.values():  # a cluster pipeline keeps each node's commands in order
-            pipe.execute_command("WAIT", *self._wait, target_nodes=node)
-        return len(nodes)
-
-    def _replicated(self, results: list[Any], waits: int) -> list[Any]:
-        """The results before the ``waits`` WAIT replies; fail unless each has enough replicas."""
-        if not waits:
-            return results
-        if short := [n for n in results[-waits:] if int(n) < self._wait[0]]:
-            raise StoreUnavailable(
-                f"only {min(short)} of the {self._wait[0]} Redis replicas asked for acknowledged "
-                f"a session write within {self._wait[1]} ms: the write is not acknowledged "
-                "(it may still have been applied)"
-            )
-        return results[:-waits]
-
-    async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
-        """Run one write script (through :meth:`_each`, to WAIT, if ``wait_replicas``)."""
-        if not self._wait[0]:
-            return await script(keys=keys, args=args)
-        return (await self._each(script, [(keys, args)]))[0]
-
     async def _primaries(self) -> list[Any]:
         return list(self._any.get_primaries()) if self._cluster else [None]
 
@@ -279,8 +197,8 @@ class RedisStore(Store):
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Return the record of ``key``: one ``GET``, then ``EVALSHA`` only if renewal is due."""
         skey = self._skey(key)
-        if self._direct:
-            row = await self._run(self._read, "GET", skey)
+        if self._direct is not None:
+            row = await self._run(self._direct.read, "GET", skey)
         else:
             row = await self._run(self._any.get, skey)
         record = unpack(key, row)
@@ -296,8 +214,8 @@ class RedisStore(Store):
         if not keys:
             return []
         skeys = [self._skey(key) for key in keys]
-        if self._direct:
-            rows: list[Any] = await self._run(self._read, "MGET", *skeys)
+        if self._direct is not None:
+            rows: list[Any] = await self._run(self._direct.read, "MGET", *skeys)
         elif self._one_node:
             rows = await self._run(self._client.mget, skeys)
         else:
@@ -320,9 +238,9 @@ class RedisStore(Store):
         args = [repr(renew.now), repr(renew.threshold), repr(renew.until), _ms(renew.until)]
         skeys = [self._skey(r.key) for r in due]
         if self._one_node:
-            rows = await self._run(self._script, self._renew, skeys, args)
+            rows = await self._run(self._scripts.one, self._renew, skeys, args)
         else:
-            found = await self._run(self._each, self._renew, [(k, args) for k in skeys])
+            found = await self._run(self._scripts.each, self._renew, [(k, args) for k in skeys])
             rows = [row[0] for row in found]
         return [unpack(r.key, row) for r, row in zip(due, rows, strict=True)]
 
@@ -341,11 +259,11 @@ class RedisStore(Store):
         skey = self._skey(record.key)
         if self._one_node:
             keys = [skey, ukey] if record.user_ref else [skey]
-            was = await self._script(self._put, keys, args)
+            was = await self._scripts.one(self._put, keys, args)
         else:
             if record.user_ref:  # index first: never a record its user cannot find
-                await self._script(self._index, [ukey], args)
-            was = await self._script(self._put, [skey], args)
+                await self._scripts.one(self._index, [ukey], args)
+            was = await self._scripts.one(self._put, [skey], args)
         if was == 0:
             raise RecordExists(f"a session record with key {record.key[:8]}… exists already")
         if was is None:
@@ -374,7 +292,7 @@ class RedisStore(Store):
 
     async def _delete_one(self, key: str, expected: str) -> bool:
         index = self._ukey("")[:-1] if self._one_node else ""
-        owner = await self._script(self._delete, [self._skey(key)], ["", key, index, expected])
+        owner = await self._scripts.one(self._delete, [self._skey(key)], ["", key, index, expected])
         if owner and not self._one_node:
             await self._client.zrem(self._ukey(owner.decode()), key)
         return owner is not None
@@ -389,14 +307,14 @@ class RedisStore(Store):
         ukey = self._ukey(user_ref)
         if self._one_node:
             args = [self._skey("")[:-1], user_ref, keep or "", str(_CHUNK)]
-            deleted, read = await self._script(self._delete_user, [ukey], args)
+            deleted, read = await self._scripts.one(self._delete_user, [ukey], args)
             return int(deleted), int(read)
         members = [m.decode() for m in await self._any.zrange(ukey, 0, _CHUNK - 1)]
         doomed = [m for m in members if m != keep]
         if not doomed:
             return 0, len(members)
         calls = [(self._skey(member), [user_ref, member, "", ""]) for member in doomed]
-        owners = await self._each(self._delete, calls)
+        owners = await self._scripts.each(self._delete, calls)
         await self._client.zrem(ukey, *doomed)
         return sum(owner is not None for owner in owners), len(members)
 
@@ -435,7 +353,7 @@ class RedisStore(Store):
             ukeys = [u for u, _ in pending]
             todo = [(u, m.decode()) for u, members in pending for m in members][:page]
             calls = [(self._skey(member), [repr(now)]) for _, member in todo]
-            outcomes = await self._run(self._each, self._sweep, calls) if calls else []
+            outcomes = await self._run(self._scripts.each, self._sweep, calls) if calls else []
             pipe = self._pipeline()
             for (ukey, member), outcome in zip(todo, outcomes, strict=True):
                 if isinstance(outcome, bytes):  # renewed since it was indexed: re-score
@@ -486,8 +404,7 @@ class RedisStore(Store):
     async def aclose(self) -> None:
         """Give back the connections the store holds; close the client if :meth:`from_url`
         created it."""
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await self._any.connection_pool.release(conn)
+        if self._direct is not None:
+            await self._direct.aclose()
         if self._owned:
             await self._client.aclose()

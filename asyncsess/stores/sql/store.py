@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
 from ..base import Record, RecordExists, Renewal, Store
+from .direct import DRIVERS, DirectReader
 from .engine import UNAVAILABLE, autocommit, engine_from_url, ensure_table, guarded, reason
 from .schema import DEFAULT_TABLE, metadata, sessions_table
 
@@ -32,12 +33,6 @@ __all__ = ["SQLStore"]
 _WHAT: Final = "the SQL store"
 _NO_LOCK: Final = nullcontext()
 _KEEP: Final = 4  # driver connections kept between direct reads, at most
-#: Drivers whose reads the store runs itself on leased connections (see SQLStore._fetch).
-_DIRECT: Final = ("asyncpg", "asyncmy")
-#: Driver exception classes (by name, anywhere in the MRO) that mean the server is not
-#: there: asyncpg's ConnectionDoesNotExistError, InterfaceError, AdminShutdownError,
-#: CannotConnectNowError; asyncmy's OperationalError and InterfaceError.
-_DRIVER_UNAVAILABLE: Final = ("Connect", "Interface", "Operational", "Shutdown")
 
 
 def _record(row: Sequence[Any]) -> Record:
@@ -57,14 +52,6 @@ _FIELDS: Final = (
     "expires_at",
     "absolute_at",
 )
-
-
-def _driver_unavailable(exc: Exception) -> bool:
-    """Whether a driver's own exception means the server or the connection is gone."""
-    if isinstance(exc, TimeoutError):  # the call's deadline: no time for another try
-        return False
-    names = " ".join(k.__name__ for k in type(exc).__mro__)
-    return isinstance(exc, OSError) or any(n in names for n in _DRIVER_UNAVAILABLE)
 
 
 class SQLStore(Store):
@@ -129,21 +116,9 @@ class SQLStore(Store):
             head, eq, tail = self._sqlite["get"][0].rpartition(" = ?")
             assert eq and not tail, "the compiled get must end in its key parameter"
             self._sqlite_in = head + " IN "
-        # asyncpg, asyncmy: reads run straight on driver connections the store
-        # keeps leased from its own engine's pool (see _fetch), with SQLAlchemy's SQL
-        self._direct: str | None = None
-        self._leased: list[tuple[AsyncConnection, Any]] = []
-        self._keep = 0
-        if engine.dialect.driver in _DIRECT:
-            sql = self._statements["get"].compile(dialect=engine.dialect).string
-            self._direct_get = sql
-            if engine.dialect.driver == "asyncpg":
-                head, eq, tail = sql.rpartition(" = $1::VARCHAR")
-                self._direct_in = head + " = ANY($1::VARCHAR[])"
-            else:
-                head, eq, tail = sql.rpartition(" = %s")
-                self._direct_in = head + " IN "
-            assert eq and not tail, "the compiled get must end in its key parameter"
+        # asyncpg, asyncmy: reads straight on kept driver connections (see .direct), when
+        # the store owns the engine (from_url)
+        self._direct: DirectReader | None = None
         keys: sa.BindParameter[str] = b("keys", expanding=True)
         until = b("until", type_=sa.Double)
         renewed = sa.case((t.c.absolute_at < until, t.c.absolute_at), else_=until)
@@ -184,10 +159,12 @@ class SQLStore(Store):
         store._owned = True
         size = getattr(engine.pool, "size", None)
         store._hold_reader = store._sqlite is not None and callable(size) and size() >= 2
-        if engine.dialect.driver in _DIRECT and direct_reads:  # its own pool: it may lease
-            store._direct = engine.dialect.driver
+        if engine.dialect.driver in DRIVERS and direct_reads:  # its own pool: it may lease
             # keep up to half the pool between reads (none when it has one connection)
-            store._keep = min(_KEEP, size() // 2) if callable(size) else 0
+            keep = min(_KEEP, size() // 2) if callable(size) else 0
+            get = store._statements["get"]
+            assert isinstance(get, sa.Select)
+            store._direct = DirectReader(engine, get, keep=keep, timeout=timeout, what=_WHAT)
         return store
 
     @property
@@ -332,63 +309,11 @@ class SQLStore(Store):
             return list(await driver.execute_fetchall(sql, unique))
 
     async def _fetch(self, keys: list[str]) -> list[Any]:
-        """SELECT the rows of ``keys`` straight on a driver connection the store keeps.
-
-        The connection is leased from the engine's pool once and kept for the
-        next read (no checkout, no SQLAlchemy execution per read); the SQL is
-        SQLAlchemy's own, compiled for the driver. Bounded and shielded like
-        every call. A connection that fails is invalidated; when a kept one is
-        found broken (the server restarted or dropped it), the read, which is
-        idempotent, runs once more on a new one.
-        """
+        """SELECT the rows of ``keys`` through the bypass (:mod:`.direct`)."""
         if not self._opened:
             await self.open()
-        with guarded(_WHAT, self._timeout, shield=True):
-            try:
-                kept = self._leased.pop() if self._leased else None
-                try:
-                    return await self._fetch_on(kept, keys)
-                except Exception as exc:
-                    if kept is None or not _driver_unavailable(exc):
-                        raise
-                return await self._fetch_on(None, keys)
-            except (*UNAVAILABLE, sa_exc.SQLAlchemyError, StoreError):
-                raise  # mapped by guarded (or already ours)
-            except Exception as exc:  # the driver's own
-                kind = StoreUnavailable if _driver_unavailable(exc) else StoreError
-                raise kind(f"{_WHAT} failed: {reason(exc)}") from exc
-
-    async def _fetch_on(
-        self, lease: tuple[AsyncConnection, Any] | None, keys: list[str]
-    ) -> list[Any]:
-        if lease is None:
-            conn = await self._engine.connect()
-            lease = (conn, (await conn.get_raw_connection()).driver_connection)
-        try:
-            driver = lease[1]
-            if self._direct == "asyncpg":
-                if len(keys) == 1:
-                    rows = await driver.fetch(self._direct_get, keys[0])
-                else:
-                    rows = await driver.fetch(self._direct_in, keys)
-            else:
-                sql = self._direct_get
-                if len(keys) > 1:
-                    sql = f"{self._direct_in}({', '.join(['%s'] * len(keys))})"
-                async with driver.cursor() as cursor:
-                    await cursor.execute(sql, keys)
-                    rows = await cursor.fetchall()
-        except BaseException:
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await lease[0].invalidate()
-                await lease[0].close()
-            raise
-        if len(self._leased) < self._keep:
-            self._leased.append(lease)
-        else:
-            with anyio.CancelScope(shield=True):
-                await lease[0].close()
-        return list(rows)
+        assert self._direct is not None
+        return await self._direct.fetch(keys)
 
     @staticmethod
     def _renew_params(renew: Renewal, keys: list[str]) -> dict[str, Any]:
@@ -456,9 +381,7 @@ class SQLStore(Store):
     async def aclose(self) -> None:
         """Dispose the engine if :meth:`from_url` created it; an app's engine is left open."""
         await self._drop_reader()
-        leased, self._leased = self._leased, []
-        for conn, _ in leased:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        if self._direct is not None:
+            await self._direct.aclose()
         if self._owned:
             await self._engine.dispose()
