@@ -15,9 +15,10 @@ import secrets
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiosqlite
@@ -92,18 +93,26 @@ async def drop(url: str, *tables: sa.Table) -> None:
 
 
 @asynccontextmanager
-async def sqlite_asyncsess(n: int) -> AsyncIterator[Prepared]:
+async def sqlite_asyncsess(n: int, **options: Any) -> AsyncIterator[Prepared]:
+    """``options``: ``direct_reads`` for the store, the rest for ``asyncsess_row``."""
+    store_options = {k: options.pop(k) for k in ("direct_reads",) if k in options}
     with tempfile.TemporaryDirectory(prefix="asyncsess-bench-") as root:
-        async with asyncsess_row(sqlite_url(root, "s.db"), n, write=bulk_insert) as prepared:
+        async with asyncsess_row(
+            sqlite_url(root, "s.db"), n, write=bulk_insert, store_options=store_options, **options
+        ) as prepared:
             yield prepared
 
 
 @asynccontextmanager
-async def _server_asyncsess(url: str, n: int) -> AsyncIterator[Prepared]:
+async def _server_asyncsess(url: str, n: int, **options: Any) -> AsyncIterator[Prepared]:
     table = unique_table("asyncsess")
+    store_options = {
+        "table": table,
+        **{k: options.pop(k) for k in ("direct_reads",) if k in options},
+    }
     try:
         async with asyncsess_row(
-            url, n, write=bulk_insert, store_options={"table": table}
+            url, n, write=bulk_insert, store_options=store_options, **options
         ) as prepared:
             yield prepared
     finally:
@@ -111,15 +120,21 @@ async def _server_asyncsess(url: str, n: int) -> AsyncIterator[Prepared]:
 
 
 @asynccontextmanager
-async def postgresql_asyncsess(n: int) -> AsyncIterator[Prepared]:
-    async with _server_asyncsess(POSTGRESQL, n) as prepared:
+async def postgresql_asyncsess(n: int, **options: Any) -> AsyncIterator[Prepared]:
+    async with _server_asyncsess(POSTGRESQL, n, **options) as prepared:
         yield prepared
 
 
 @asynccontextmanager
-async def mariadb_asyncsess(n: int) -> AsyncIterator[Prepared]:
-    async with _server_asyncsess(MARIADB, n) as prepared:
+async def mariadb_asyncsess(n: int, **options: Any) -> AsyncIterator[Prepared]:
+    async with _server_asyncsess(MARIADB, n, **options) as prepared:
         yield prepared
+
+
+def _bypass_off(store: str, row: Callable[..., Any]) -> Row:
+    """Issue 12, item 5: the row with the driver bypass off, beside the default row."""
+    name = "asyncsess (sealed, direct_reads=False)"
+    return Row(store, name, "asyncsess", partial(row, direct_reads=False))
 
 
 # -- floors: the bare driver, one SELECT by key ----------------------------------------
@@ -308,11 +323,14 @@ async def postgresql_fastapi_users(n: int) -> AsyncIterator[Prepared]:
 FASTAPI_USERS = "fastapi-users DBStrategy + user SELECT"
 ROWS = [
     Row("sqlite", "asyncsess (sealed)", "asyncsess", sqlite_asyncsess),
+    _bypass_off("sqlite", sqlite_asyncsess),
     Row("sqlite", "aiosqlite execute_fetchall", "floor", sqlite_floor),
     Row("sqlite", FASTAPI_USERS, "peer", sqlite_fastapi_users),
     Row("postgresql", "asyncsess (sealed)", "asyncsess", postgresql_asyncsess),
+    _bypass_off("postgresql", postgresql_asyncsess),
     Row("postgresql", "asyncpg fetchrow", "floor", postgresql_floor),
     Row("postgresql", FASTAPI_USERS, "peer", postgresql_fastapi_users),
     Row("mariadb", "asyncsess (sealed)", "asyncsess", mariadb_asyncsess),
+    _bypass_off("mariadb", mariadb_asyncsess),
     Row("mariadb", "asyncmy SELECT", "floor", mariadb_floor),
 ]
