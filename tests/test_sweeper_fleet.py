@@ -75,9 +75,10 @@ class NativeMemory(CountingMemory):
 async def test_a_store_with_native_expiry_is_swept_ten_times_less_often() -> None:
     plain, native = CountingMemory(), NativeMemory()
     await run_fleet([plain, native])
-    # RUN / INTERVAL = 12 pauses of 0.5-1.5 x: at least 6 sweeps; at 10 x the interval, at most 2
-    assert len(plain.swept) >= 6
-    assert 0 <= len(native.swept) <= 2
+    # RUN / INTERVAL = 12 pauses of 0.5-1.5 x: about 12 sweeps (4 on a very busy machine);
+    # at 10 x the interval, at most 2 (timers only ever fire late)
+    assert len(plain.swept) >= 4
+    assert len(native.swept) <= 2
 
 
 async def test_a_redis_fleet_sweeps_about_once_per_interval(

@@ -21,13 +21,6 @@ class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
-        records = self._records
-
-        def peek(key: str) -> Record | None:
-            self.calls += 1
-            return records.get(key)
-
-        self.peek = peek
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         self.calls += 1
