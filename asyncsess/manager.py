@@ -8,7 +8,6 @@ record format in :mod:`asyncsess._codec`, the decoded-session cache in
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -23,6 +22,7 @@ from anyio.abc import TaskStatus
 from ._batching import Batcher
 from ._cache import DecodeCache
 from ._codec import Codec, check_data
+from ._sweeper import Progress, run_sweeper, sweep_until
 from .accounts.core import Accounts
 from .accounts.login import LoginDesk
 from .config import check_size, duration, settings_from_env, settings_from_mapping
@@ -46,11 +46,8 @@ log = logging.getLogger("asyncsess")
 
 #: A coroutine function taking ``task_status`` by keyword, as ``TaskGroup.start`` wants.
 BackgroundTask = Callable[..., Coroutine[Any, Any, None]]
-#: Called with the running count of a long sweep or wipe.
-Progress = Callable[[int], object]
 _RETRIES = 16
 _FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
-_NATIVE_SWEEP_SLOWDOWN = 10  # stores that expire records themselves only need index upkeep
 _IN_FLIGHT = 4  # lookups let through at once; the next ones queue for one get_many
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -279,34 +276,8 @@ class SessionManager:
         self._opened = False
 
     async def _sweeper(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Sweep about once per ``sweep_interval``, at a random phase and pace.
-
-        The first pause is drawn from [0, 1] x the interval and each next from
-        [0.5, 1.5] x, so processes started together do not sweep in step. A store
-        offering ``claim_sweep(seconds) -> bool`` (an optional capability; Redis
-        has it) makes it a fleet's turn: only the process that claims it sweeps,
-        so the fleet sweeps about once per interval, not once per process. On a
-        store with ``native_expiry`` the interval is ten times longer: the store
-        drops expired records itself, sweeping only tidies its user index.
-        """
-        task_status.started()
-        claim: Callable[[float], Coroutine[Any, Any, bool]] | None
-        claim = getattr(self.store, "claim_sweep", None)
-        interval = self.sweep_interval
-        if getattr(self.store, "native_expiry", False):
-            interval *= _NATIVE_SWEEP_SLOWDOWN
-        pace = random.Random()  # noqa: S311 - spreads timings, no secret
-        await anyio.sleep(interval * pace.random())
-        while True:
-            try:
-                with fail_closed:
-                    turn = claim is None or await claim(interval)
-                removed = await self.sweep() if turn else 0
-                if removed:
-                    log.debug("swept %d expired sessions", removed)
-            except AsyncsessError as exc:
-                log.warning("session sweep failed: %s", exc)
-            await anyio.sleep(interval * pace.uniform(0.5, 1.5))
+        """Sweep about once per ``sweep_interval`` (see :mod:`asyncsess._sweeper`)."""
+        await run_sweeper(self.store, self.sweep, self.sweep_interval, task_status=task_status)
 
     # -- the public API --------------------------------------------------
 
@@ -600,18 +571,6 @@ class SessionManager:
         cache = self._cache
         return Stats(live, expired, len(cache), cache.size, cache.hits, cache.misses)
 
-    async def _sweep_until(self, now: float, progress: Progress | None) -> int:
-        total = 0
-        while True:
-            with fail_closed:
-                removed = await self.store.sweep(now, limit=self.sweep_batch)
-            total += removed
-            if progress is not None:
-                progress(total)
-            if removed < self.sweep_batch:
-                return total
-            await anyio.lowlevel.checkpoint()
-
     async def sweep(self, *, progress: Progress | None = None) -> int:
         """Delete expired sessions in batches of ``sweep_batch``; return the count.
 
@@ -619,7 +578,7 @@ class SessionManager:
         """
         if not self._opened:
             await self._open()
-        return await self._sweep_until(self._clock(), progress)
+        return await sweep_until(self.store, self._clock(), self.sweep_batch, progress)
 
     async def wipe(self, *, progress: Progress | None = None) -> int:
         """Delete every session in the store; return the count. Users stay (``Accounts.wipe``).
@@ -630,7 +589,7 @@ class SessionManager:
         if not self._opened:
             await self._open()
         self._cache.clear()
-        total = await self._sweep_until(self._clock() + _FOREVER, progress)
+        total = await sweep_until(self.store, self._clock() + _FOREVER, self.sweep_batch, progress)
         with fail_closed:
             total += await self.store.wipe()
         return total
@@ -648,29 +607,21 @@ class SessionManager:
     ) -> str | None:
         """Authenticate against ``accounts`` and return a new session's token, or ``None``.
 
-        Failed attempts are limited per username (default 100 an hour, ASVS
-        2.2.1; ``login_limiter`` replaces it) and per ``client`` address
-        (default 1000 an hour, IPv6 per /64; ``client_limiter``), see
-        ``accounts.limits``. ``device``, a token from :meth:`device_token` of an
-        earlier login of this username, puts the attempt under that device's
-        own limit instead of the username's, so an attacker cannot lock the
-        owner out. Over a limit, :class:`~asyncsess.LoginThrottled`
-        (``retry_after``, ``scope``) is raised. The session's user id is
-        ``user.id`` and its data ``data`` (e.g. an anonymous cart) with
-        ``{"username": user.username}``. See :mod:`asyncsess.accounts.login`.
+        Attempts are limited per username (``login_limiter``), per ``client``
+        address (``client_limiter``) or per known ``device`` (a token from
+        :meth:`device_token`); over a limit :class:`~asyncsess.LoginThrottled`
+        is raised. The session's data is ``data`` with ``{"username": ...}``.
+        See :mod:`asyncsess.accounts.login`.
         """
         return await self._desk.login(username, password, client=client, device=device, data=data)
 
     def device_token(self, username: str) -> str:
-        """Issue a fresh device token for ``username``; call it after a successful :meth:`login`.
+        """Issue a device token for ``username`` after a successful :meth:`login`.
 
-        Keep it on the client (a long-lived cookie) and pass it to
-        :meth:`login` as ``device``. Signed under the newest ``secret``
-        (every configured secret verifies); a ``memory://`` manager without a
-        secret signs with a random per-process key (its sessions die with the
-        process too). Raises :class:`~asyncsess.ConfigurationError` when a
-        persistent store's manager has no ``secret``, and
-        :class:`~asyncsess.InvalidUsername` for a username no user can have.
+        Signed under the newest ``secret`` (a ``memory://`` manager without one:
+        a per-process key); :class:`~asyncsess.ConfigurationError` when a
+        persistent store's manager has no ``secret``. See
+        :mod:`asyncsess.accounts.devices`.
         """
         return self._desk.device_token(username)
 
