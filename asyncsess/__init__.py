@@ -20,6 +20,7 @@ from .ratelimit import Decision as Decision
 from .ratelimit import RateLimiter as RateLimiter
 from .session import Session as Session
 from .session import SessionInfo as SessionInfo
+from .session import Stats as Stats
 from .stores._registry import open_store as open_store
 from .stores.base import Record as Record
 from .stores.base import Renewal as Renewal
@@ -45,6 +46,7 @@ __all__ = [
     "SessionConflict",
     "SessionInfo",
     "SessionManager",
+    "Stats",
     "Store",
     "StoreError",
     "StoreUnavailable",

@@ -9,7 +9,7 @@ import asyncsess
 EXPECTED = {
     "AccountError", "Accounts", "AsyncsessError", "ConfigurationError", "Decision",
     "InvalidPassword", "InvalidUsername", "LoginThrottled", "MissingDependency", "PasswordHasher",
-    "RateLimiter", "Record", "Renewal", "Session", "SessionConflict", "SessionInfo",
+    "RateLimiter", "Record", "Renewal", "Session", "SessionConflict", "SessionInfo", "Stats",
     "SessionManager", "Store", "StoreError", "StoreUnavailable", "UnknownUser", "User",
     "UserExists", "__version__", "open_store",
 }  # fmt: skip
