@@ -100,6 +100,34 @@ async def run_store(
     return results
 
 
+#: Issue 12's targets: the default asyncsess row over the floor, at 64 tasks and at 1 task.
+TARGETS: dict[str, dict[int, float]] = {
+    "memory": {64: 0.5, 1: 0.9},
+    "redis": {64: 2.0, 1: 0.9},
+    "postgresql": {64: 2.5, 1: 0.9},
+    "sqlite": {64: 1.5, 1: 0.9},
+    "file": {64: 1.5, 1: 0.9},
+}
+
+
+def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each store's default asyncsess row (its first) against its targets: met or not."""
+    out = []
+    for store, wanted in TARGETS.items():
+        rows = [r for r in results if r["store"] == store and r["kind"] == "asyncsess"]
+        if not rows:
+            continue
+        default = rows[0]["row"]
+        for concurrency, target in wanted.items():
+            row = next(r for r in rows if r["row"] == default and r["concurrency"] == concurrency)
+            ratio = row["vs_floor"]
+            out.append(
+                {"store": store, "row": default, "concurrency": concurrency, "target": target,
+                 "vs_floor": ratio, "met": ratio is not None and ratio >= target}
+            )  # fmt: skip
+    return out
+
+
 def table(results: list[dict[str, Any]]) -> str:
     head = f"{'store':<14}{'row':<40}{'tasks':>6}{'ops/s':>11}{'p50 µs':>9}{'p99 µs':>9}"
     head += f"{'CPU µs/op':>11}{'x floor':>9}"
@@ -171,6 +199,11 @@ async def main(argv: Sequence[str] | None = None) -> int:
         )
     progress(f"done in {time.time() - started:.0f} s\n")
     print(table(results))
+    checked = targets(results)
+    for t in checked:
+        mark = "met" if t["met"] else "NOT met"
+        print(f"target {t['store']:<11}{t['concurrency']:>3} tasks: {t['vs_floor']:.2f} x floor "
+              f"(>= {t['target']}) {mark}")  # fmt: skip
     report = {
         "command": " ".join(["nox -s bench", *(["--", *given] if given else [])]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -181,6 +214,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "settings": {"seconds_per_sample": seconds, "repetitions": reps,
                      "sessions": args.sessions, "concurrency": list(CONCURRENCY)},
         "results": results,
+        "targets": checked,
     }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     name = "partial" if args.quick or args.stores else "latest"  # the README shows latest
