@@ -217,7 +217,7 @@ async def test_legacy_settings_reach_their_database_and_collection(
     }
     async with SessionManager.from_config(config) as mgr:
         store = mgr.store
-        assert isinstance(store, MongoStore) and store._timeout == 5.0
+        assert isinstance(store, MongoStore) and store.timeout == 5.0
         token = await mgr.create("alice")
         assert await mgr.validate(token) is not None
     coll = client[mongodb_database]["legacy_sessions"]
@@ -226,7 +226,7 @@ async def test_legacy_settings_reach_their_database_and_collection(
     url = with_database(mongodb_server_url, mongodb_database)
     url += f"{'&' if '?' in url else '?'}collection=c2&timeout=2.5"
     store = MongoStore.from_url(url, collection="c3")  # a keyword wins over the query
-    assert (store._collection.name, store._timeout) == ("c3", 2.5)
+    assert (store.collection.name, store.timeout) == ("c3", 2.5)
     await store.aclose()
 
 

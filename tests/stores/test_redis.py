@@ -161,7 +161,7 @@ async def test_operations(redis_store: RedisStore) -> None:
 async def test_operations_on_a_cluster(redis_cluster_store_spec: StoreSpec) -> None:
     store = open_redis(redis_cluster_store_spec)
     try:
-        assert store._cluster and not store._one_node
+        assert store.cluster
         await exercise(store)
     finally:
         await store.aclose()
@@ -170,7 +170,7 @@ async def test_operations_on_a_cluster(redis_cluster_store_spec: StoreSpec) -> N
 async def test_operations_on_a_cluster_in_one_slot(redis_cluster_url: str) -> None:
     store = open_redis(StoreSpec(redis_cluster_url), prefix=f"{{{uuid.uuid4().hex}}}:")
     try:
-        assert store._cluster and store._one_node  # hash-tagged prefix: the atomic scripts
+        assert store.cluster  # a hash-tagged prefix: one slot, the single-node scripts
         await exercise(store)
     finally:
         await store.wipe()
@@ -205,10 +205,10 @@ async def test_cluster_spreads_sessions_and_wipes_every_primary(
         records = [record(f"user{i}") for i in range(30)]
         for rec in records:
             await store.insert(rec)
-        client = store._client
-        assert isinstance(client, RedisCluster)
-        holders = {str(client.get_node_from_key(store._skey(r.key))) for r in records}
-        assert len(holders) == 3
+        plain = redis_cluster_store_spec.url.replace("+cluster://", "://")
+        async with RedisCluster.from_url(plain) as client:
+            keys = [f"{store.prefix}s:{{{r.key}}}" for r in records]
+            assert len({str(client.get_node_from_key(key)) for key in keys}) == 3
         assert await store.wipe() == 30
         assert await store.get_many([r.key for r in records]) == [None] * 30
     finally:
@@ -224,8 +224,8 @@ async def test_user_index_outlives_its_sessions(
     now = long_.created_at
     assert await redis_store.get(long_.key, renew=Renewal(now + 30, now + 61, now + 5000))
     async with Redis.from_url(redis_store_spec.url) as client:
-        index_ttl = await client.pttl(redis_store._ukey("dave"))
-        session_ttl = await client.pttl(redis_store._skey(long_.key))
+        index_ttl = await client.pttl(f"{redis_store.prefix}u:{{dave}}")
+        session_ttl = await client.pttl(f"{redis_store.prefix}s:{{{long_.key}}}")
     assert 4_000_000 < session_ttl <= index_ttl <= 7_200_000 + 1_000
 
 
@@ -234,10 +234,10 @@ async def test_user_index_outlives_its_sessions(
 
 async def test_url_options_and_app_owned_clients(redis_store_spec: StoreSpec) -> None:
     store = open_redis(StoreSpec(redis_store_spec.url + "?prefix=p%3Ax:&timeout=2.5"))
-    assert (store.prefix, store._timeout, store._cluster) == ("p:x:", 2.5, False)
+    assert (store.prefix, store.timeout, store.cluster) == ("p:x:", 2.5, False)
     await store.aclose()
     store = open_redis(StoreSpec("redis+cluster://127.0.0.1:1?prefix=q:"), prefix="kw:")
-    assert (store.prefix, store._cluster) == ("kw:", True)
+    assert (store.prefix, store.cluster) == ("kw:", True)
     await store.aclose()
     for bad in ({"prefix": ""}, {"timeout": 0}):
         with pytest.raises(asyncsess.ConfigurationError):

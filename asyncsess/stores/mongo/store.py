@@ -115,7 +115,8 @@ class MongoStore(Store):
         collection: Any = DEFAULT_COLLECTION,
         timeout: float = 5.0,
     ) -> None:
-        self._timeout = check_timeout(timeout)
+        #: Seconds every call may take.
+        self.timeout = check_timeout(timeout)
         if isinstance(collection, str):
             if database is None:
                 raise ConfigurationError(
@@ -128,6 +129,8 @@ class MongoStore(Store):
                 f"MongoStore collection must be a name or an async collection, not {collection!r}"
             )
         self._collection: Any = collection
+        #: The collection of PyMongo's async API the sessions are in.
+        self.collection: Any = collection
         #: The database the collection is in (accounts on the same database use it).
         self.database: Any = collection.database
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
@@ -156,7 +159,7 @@ class MongoStore(Store):
 
     async def _run(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         """Run ``op()`` (driver calls) bounded by ``timeout``, mapping driver errors."""
-        return await call(what, op, seconds=self._timeout, duplicate=_exists)
+        return await call(what, op, seconds=self.timeout, duplicate=_exists)
 
     async def open(self) -> None:
         """Create the TTL index on ``expires_at`` and the index on ``user_ref``."""

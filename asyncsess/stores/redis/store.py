@@ -112,7 +112,8 @@ class RedisStore(Store):
             raise ConfigurationError("pass RedisStore a client created with decode_responses=False")
         self._client, self._owned, self.prefix = client, False, prefix
         self._any: Any = client  # for calls whose redis-py types are too loose to use
-        self._cluster = isinstance(client, RedisCluster)
+        #: Whether the client is a Redis Cluster client.
+        self.cluster = isinstance(client, RedisCluster)
         # with direct_reads, reads go straight to connections the store keeps leased from the
         # pool (see .direct) unless the client is a cluster, pinned to one connection or has a
         # tiny pool
@@ -126,8 +127,9 @@ class RedisStore(Store):
         # every call bounded, never more in flight than the pool has connections
         self._run = Caller(client, timeout=seconds, name="Redis", reserve=keep)
         self._scripts = Runner(client, wait_replicas=wait_replicas, wait_timeout=wait_timeout)
-        self._timeout = seconds
-        self._one_node = not self._cluster or _hash_tagged(prefix)
+        #: Seconds every call may take (waiting for a pooled connection included).
+        self.timeout: float = seconds
+        self._one_node = not self.cluster or _hash_tagged(prefix)
         self._renew = client.register_script(scripts.RENEW)
         self._put = client.register_script(scripts.PUT)
         self._index = client.register_script(scripts.INDEX + "index_add(KEYS[1])")
@@ -158,12 +160,12 @@ class RedisStore(Store):
         return store
 
     def __repr__(self) -> str:
-        return f"RedisStore(prefix={self.prefix!r}, cluster={self._cluster})"
+        return f"RedisStore(prefix={self.prefix!r}, cluster={self.cluster})"
 
     # -- plumbing ---------------------------------------------------------
 
     async def _primaries(self) -> list[Any]:
-        return list(self._any.get_primaries()) if self._cluster else [None]
+        return list(self._any.get_primaries()) if self.cluster else [None]
 
     async def _scan(self, pattern: str) -> AsyncGenerator[list[bytes]]:
         """Yield the keys matching ``pattern`` in batches (on a cluster, from every primary)."""
