@@ -91,6 +91,7 @@ class _User:
         self.name, self.fleet, self.config, self.rng = name, fleet, config, rng
         self.live: list[_Held] = []
         self.dead: list[str] = []
+        self.expiring: list[tuple[float, str]] = []  # (expiry, token): replayed once past it
         self.rev = 0
         self.retry: tuple[str, dict[str, Any], _Held | None] | None = None
 
@@ -138,6 +139,7 @@ class _User:
         for held in [h for h in self.live if h.expires <= now + 1.0]:
             self.live.remove(held)
             self.dead.append(held.raw)
+            self.expiring.append((held.expires, held.raw))
 
     def _bury(self, held: _Held) -> None:
         if held in self.live:
@@ -154,6 +156,9 @@ class _User:
             event = await self.send(events, op, held, **args)
             if not event.ok:
                 self.retry = (op, args, held)
+            return
+        if self.expiring and self.expiring[0][0] + 0.5 < time.time():  # the cookie is still
+            await self.send(events, "validate", None, token=self.expiring.pop(0)[1])  # sent
             return
         op = self._choose()
         held = self.rng.choice(self.live) if self.live else None

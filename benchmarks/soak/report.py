@@ -93,10 +93,11 @@ def summarize(name: str, meta: dict[str, Any], events: list[Event], faults: list
         ok = [(e.t1 - e.t0) * 1000 for e in events if e.op == op and e.ok]
         latency[op] = {"count": len(ok), "p50_ms": _q(ok, 0.5), "p99_ms": _q(ok, 0.99),
                        "max_ms": round(max(ok), 1) if ok else None}  # fmt: skip
-    seconds = int(end - t0) + 1
+    seconds = max(1, int(end - t0))  # whole seconds: the last, partial one is left out
     ok_per_s, err_per_s = [0] * seconds, [0] * seconds
     for e in events:
-        (ok_per_s if e.ok else err_per_s)[int(e.t1 - t0)] += 1
+        if int(e.t1 - t0) < seconds:
+            (ok_per_s if e.ok else err_per_s)[int(e.t1 - t0)] += 1
     losses = Counter(f"{f.kind}: {f.cause}" for f in verdict.losses)
     return {
         "scenario": name,

@@ -95,8 +95,8 @@ def _scenarios(length: float, quick: bool) -> tuple[Scenario, ...]:
 def profile(quick: bool) -> Profile:
     """Quick: 4 scenarios of 45 s; full: 4 of 120 s."""
     if quick:
-        return Profile(45.0, 24, 20.0, 40.0, _scenarios(45.0, True))
-    return Profile(120.0, 40, 30.0, 75.0, _scenarios(120.0, False))
+        return Profile(45.0, 24, 15.0, 25.0, _scenarios(45.0, True))
+    return Profile(120.0, 40, 20.0, 40.0, _scenarios(120.0, False))
 
 
 class Soak:
