@@ -201,9 +201,10 @@ async def sweep_and_count(store: Store) -> None:
     """count(now) splits records into live (expires_at > now) and expired; sweep(now,
     limit) deletes at most ``limit`` expired ones, returns how many, and unlists them."""
     user = _user()
-    expiring = [_record(user, life=30) for _ in range(5)]
-    lasting = [_record(user, life=900) for _ in range(2)]
-    now = expiring[0].created_at + 60  # the caller's clock, ahead of the server's
+    expiring = [_record(user, life=600) for _ in range(5)]
+    lasting = [_record(user, life=6000) for _ in range(2)]
+    # the caller's clock, ahead of the server's: nothing expires by the server's own meanwhile
+    now = expiring[0].created_at + 1200
     while await store.sweep(now, limit=1000):  # what the store held before
         pass
     live, expired = await store.count(now)
