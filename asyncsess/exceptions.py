@@ -7,7 +7,9 @@ errors are mapped to the most specific class here and chained (``from exc``)::
     ├── ConfigurationError        a setting is missing or wrong: the message says what to fix
     │   └── MissingDependency     a store's driver is not installed: the message names the extra
     ├── StoreError                the store could not do what was asked
-    │   └── StoreUnavailable      the store did not answer in time, or refused the connection
+    │   ├── StoreUnavailable      the store did not answer in time, or refused the connection
+    │   └── RecordExists          a store's insert found the key taken (for store authors:
+    │                             ``asyncsess.stores.base.RecordExists``)
     ├── SessionConflict           a versioned update lost against a concurrent one
     └── AccountError              an accounts operation was refused
         ├── InvalidUsername       the username is empty, too long or has control characters
