@@ -28,11 +28,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, overload
 
 from .exceptions import ConfigurationError
 
-__all__ = ["check_size", "duration", "settings_from_env", "settings_from_mapping"]
+__all__ = ["check_fraction", "check_size", "duration", "settings_from_env", "settings_from_mapping"]
 
 _KWARGS = frozenset(
     {
@@ -74,11 +74,28 @@ def duration(value: object, name: str) -> float:
     return seconds
 
 
-def check_size(name: str, value: object) -> int:
-    """Return ``value``, an ``int >= 0`` (a bool is not a size), or raise ConfigurationError."""
-    if type(value) is not int or value < 0:
-        raise ConfigurationError(f"{name} must be an int >= 0, not {value!r}")
+@overload
+def check_size(name: str, value: object, *, least: int = 0) -> int: ...
+@overload
+def check_size(name: str, value: object, *, least: int = 0, optional: bool) -> int | None: ...
+def check_size(name: str, value: object, *, least: int = 0, optional: bool = False) -> int | None:
+    """Return ``value``, an ``int >= least`` (a bool is not a size; ``None`` if ``optional``).
+
+    Raises :class:`ConfigurationError` naming the setting otherwise.
+    """
+    if value is None and optional:
+        return None
+    if type(value) is not int or value < least:
+        also = " (or None)" if optional else ""
+        raise ConfigurationError(f"{name} must be an int >= {least}{also}, not {value!r}")
     return value
+
+
+def check_fraction(name: str, value: object) -> float:
+    """Return ``value``, a number within [0, 1], or raise :class:`ConfigurationError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigurationError(f"{name} must be within [0, 1], not {value!r}")
+    return float(value)
 
 
 def _size(value: str, name: str) -> int | None:

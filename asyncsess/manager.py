@@ -25,7 +25,13 @@ from ._codec import Codec, check_data
 from ._sweeper import Progress, run_sweeper, sweep_until
 from .accounts.core import Accounts
 from .accounts.login import LoginDesk
-from .config import check_size, duration, settings_from_env, settings_from_mapping
+from .config import (
+    check_fraction,
+    check_size,
+    duration,
+    settings_from_env,
+    settings_from_mapping,
+)
 from .exceptions import (
     AsyncsessError,
     ConfigurationError,
@@ -135,39 +141,29 @@ class SessionManager:
         login_limiter: RateLimiter | None = None,
         client_limiter: RateLimiter | None = None,
     ) -> None:
-        if isinstance(store, str):
-            self.store: Store = open_store(store, **(store_options or {}))
-            self._owns_store = True
-        elif isinstance(store, Store):
-            if store_options:
-                raise ConfigurationError("store_options only apply when store is a URL")
+        if isinstance(store, Store) and not store_options:
             self.store, self._owns_store = store, False
+        elif isinstance(store, str):
+            self.store, self._owns_store = open_store(store, **(store_options or {})), True
         else:
             raise ConfigurationError(
-                f"store must be a URL or an asyncsess Store, not {type(store).__name__}"
+                f"store must be a URL or an asyncsess Store (store_options only apply to a URL), "
+                f"not {type(store).__name__}" + (" with store_options" if store_options else "")
             )
         self.idle_timeout = duration(idle_timeout, "idle_timeout")
         self.absolute_timeout = duration(absolute_timeout, "absolute_timeout")
         self.sweep_interval = duration(sweep_interval, "sweep_interval")
-        if not 0.0 <= renew_fraction <= 1.0:
-            raise ConfigurationError(f"renew_fraction must be within [0, 1], not {renew_fraction}")
-        if sweep_batch < 1:
-            raise ConfigurationError(f"sweep_batch must be at least 1, not {sweep_batch}")
-        self.renew_fraction = renew_fraction
+        self.renew_fraction = check_fraction("renew_fraction", renew_fraction)
         self._renew_window = self.idle_timeout * renew_fraction
-        self.sweep_batch = sweep_batch
+        self.sweep_batch = check_size("sweep_batch", sweep_batch, least=1)
         self.decode_cache = check_size("decode_cache", decode_cache)
         self._cache = DecodeCache(
             decode_cache, check_size("decode_cache_bytes", decode_cache_bytes)
         )
-        if max_data_bytes is not None:
-            check_size("max_data_bytes", max_data_bytes)
-        if (
-            max_sessions_per_user is not None
-            and check_size("max_sessions_per_user", max_sessions_per_user) < 1
-        ):
-            raise ConfigurationError("max_sessions_per_user must be at least 1 (or None)")
-        self.max_sessions_per_user = max_sessions_per_user
+        check_size("max_data_bytes", max_data_bytes, optional=True)
+        self.max_sessions_per_user = check_size(
+            "max_sessions_per_user", max_sessions_per_user, least=1, optional=True
+        )
         self.privacy_mode = privacy_mode
         self._clock = clock or time.time
         self._in_process = in_process = not type(self.store).persistent
