@@ -221,20 +221,9 @@ class FileStore(Store):
 
     def _secret_sync(self) -> bytes:
         path = self.root / ".key"
-        try:
-            return self._checked_secret(path, path.read_bytes())
-        except FileNotFoundError:
-            pass
-        tmp = self.root / f".key.{secrets.token_hex(6)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_bytes(32))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)  # first process wins; the others read its key
-        tmp.unlink()
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):  # the first process wins, the others
+                self._write(path, secrets.token_bytes(32), new=True)  # read its key
         return self._checked_secret(path, path.read_bytes())
 
     @staticmethod
