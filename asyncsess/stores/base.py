@@ -19,9 +19,9 @@ several steps (Redis Cluster), a stale index entry may be left behind, so
 Rules every store keeps (each checked by :mod:`asyncsess.testing`):
 
 - ``insert`` on a key that exists raises :class:`RecordExists` and changes nothing.
-- A renewing ``get`` returns the record as it is stored when the call returns:
-  renewed (``expires_at = min(until, absolute_at)``) if it was live and due,
-  else unchanged (an expired record is returned as it is, never revived).
+- A renewing ``get`` renews a record that is live and due in the same call
+  (``expires_at = min(until, absolute_at)``, stored) and returns it renewed;
+  any other record is returned unchanged (an expired one is never revived).
 - Per user, every call sees the effects of every call that returned before it
   started (``insert``, ``replace``, ``delete`` then ``list_user``/``delete_user``);
   ``list_user`` returns records in no particular order; ``delete_user`` may
