@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -491,3 +492,25 @@ async def test_create_table_false_without_the_table_is_a_configuration_error(
             await migrated.aclose()
     finally:
         await with_table.aclose()
+
+
+async def test_a_failed_sqlite_read_fails_closed_and_the_next_one_recovers(tmp_path: Path) -> None:
+    """SQLite reads share one held connection; a read that fails raises (never a guess)
+    and drops it, and reads work again once the cause is gone."""
+    store = SQLStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}")
+    try:
+        await store.insert(record())
+        assert await store.get("a" * 64) == record()
+        async with store.engine.connect() as conn:
+            await conn.run_sync(store.table.drop)
+        with pytest.raises(StoreUnavailable, match="no such table"):
+            await store.get("a" * 64)
+        with pytest.raises(StoreUnavailable, match="no such table"):
+            await store.get_many(["a" * 64, "b" * 64])
+        async with store.engine.connect() as conn:
+            await conn.run_sync(store.table.create)
+        await store.insert(record())
+        assert await store.get_many(["a" * 64, "b" * 64]) == [record(), None]
+        assert await store.get("a" * 64) == record()
+    finally:
+        await store.aclose()

@@ -11,6 +11,7 @@ record moving to another user reference moves in the same statement.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
 from ..base import Record, RecordExists, Renewal, Store
 from .direct import DRIVERS, DirectReader
-from .engine import UNAVAILABLE, autocommit, engine_from_url, ensure_table, guarded, reason
+from .engine import (
+    UNAVAILABLE,
+    autocommit,
+    engine_from_url,
+    ensure_table,
+    failure,
+    guarded,
+    reason,
+)
 from .schema import DEFAULT_TABLE, metadata, sessions_table
 
 __all__ = ["SQLStore"]
@@ -116,6 +125,7 @@ class SQLStore(Store):
             head, eq, tail = self._sqlite["get"][0].rpartition(" = ?")
             assert eq and not tail, "the compiled get must end in its key parameter"
             self._sqlite_in = head + " IN "
+            self._sqlite_get = self._sqlite["get"][0]
         # asyncpg, asyncmy: reads straight on kept driver connections (see .direct), when
         # the store owns the engine (from_url)
         self._direct: DirectReader | None = None
@@ -265,6 +275,8 @@ class SQLStore(Store):
         """Read one record with one SELECT; a due renewal adds one UPDATE."""
         if self._direct is not None:
             rows = await self._fetch([key])
+        elif self._hold_reader:
+            rows = await self._read_held(self._sqlite_get, (key,))
         else:
             async with self._connect(read=True) as conn:
                 rows, _ = await self._run(conn, "get", key=key)
@@ -299,6 +311,10 @@ class SQLStore(Store):
         return [found.get(key) for key in keys]
 
     async def _select_many(self, unique: list[str]) -> list[Any]:
+        if self._hold_reader:
+            return await self._read_held(
+                f"{self._sqlite_in}({','.join('?' * len(unique))})", unique
+            )
         async with self._connect(read=True) as conn:
             if self._sqlite is None:
                 return list((await conn.execute(self._get_many, {"keys": unique})).all())
@@ -307,6 +323,24 @@ class SQLStore(Store):
             assert driver is not None
             sql = f"{self._sqlite_in}({','.join('?' * len(unique))})"
             return list(await driver.execute_fetchall(sql, unique))
+
+    async def _read_held(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """One read on the held aiosqlite connection: one hop to its thread, bounded by
+        asyncio's own (cheaper) timeout and unshielded: a cancelled read leaves nothing
+        half-done on the connection (aiosqlite queues its statements)."""
+        if not self._opened:
+            await self.open()
+        try:
+            async with asyncio.timeout(self._timeout):
+                driver = self._reader_driver or await self._driver(await self._held_reader())
+                return list(await driver.execute_fetchall(sql, args))
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"{_WHAT} did not answer within {self._timeout:g} s") from exc
+        except (*UNAVAILABLE, sa_exc.SQLAlchemyError, sqlite3.Error, ValueError) as exc:
+            await self._drop_reader()  # a broken connection: the next read opens a new one
+            if isinstance(exc, ValueError):  # aiosqlite: "no active connection"
+                raise StoreUnavailable(f"{_WHAT} is unavailable: {reason(exc)}") from exc
+            raise failure(exc, _WHAT) from exc
 
     async def _fetch(self, keys: list[str]) -> list[Any]:
         """SELECT the rows of ``keys`` through the bypass (:mod:`.direct`)."""
