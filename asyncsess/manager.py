@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, NamedTuple, Self, cast
+from typing import Any, Self, cast
 
 import anyio
 from anyio.abc import TaskStatus
@@ -22,6 +22,7 @@ from anyio.abc import TaskStatus
 from ._batching import Batcher
 from ._cache import DecodeCache
 from ._codec import Codec, check_data
+from ._records import Found, Records, live
 from ._sweeper import Progress, run_sweeper, sweep_until
 from .accounts.core import Accounts
 from .accounts.login import LoginDesk
@@ -41,9 +42,9 @@ from .exceptions import (
 )
 from .ratelimit import RateLimiter
 from .sealing import Keyring, normalize_secrets
-from .session import Session, SessionInfo, Stats, freeze
+from .session import Session, SessionInfo, Stats
 from .stores._registry import open_store
-from .stores.base import Record, Renewal, Store
+from .stores.base import Renewal, Store
 from .tokens import lookup_key, new_token
 
 __all__ = ["SessionManager"]
@@ -56,14 +57,6 @@ _RETRIES = 16
 _FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
 _IN_FLIGHT = 4  # lookups let through at once; the next ones queue for one get_many
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
-
-
-class _Found(NamedTuple):
-    token: str
-    record: Record
-    now: float
-    user_id: str | None
-    data: dict[str, Any]
 
 
 def _check_user(user_id: object) -> str:
@@ -81,10 +74,6 @@ def _key_file(store: Store) -> Callable[[], Awaitable[bytes]] | None:
     except ImportError:  # its driver is missing: this is no file store
         return None
     return store.key if isinstance(store, FileStore) else None
-
-
-def _live(record: Record | None, now: float) -> bool:
-    return record is not None and record.expires_at > now and record.absolute_at > now
 
 
 class SessionManager:
@@ -179,6 +168,14 @@ class SessionManager:
                 'print(secrets.token_urlsafe(32))") or set ASYNCSESS_SECRET; '
                 "or pass privacy_mode=False to store data in the clear"
             )
+        self._records = Records(
+            self.store,
+            self._codec,
+            self._cache,
+            idle_timeout=self.idle_timeout,
+            absolute_timeout=self.absolute_timeout,
+            clock=self._clock,
+        )
         batches = type(self.store).get_many is not Store.get_many
         self._batcher = Batcher(self.store, limit=_IN_FLIGHT) if batches else None
         self._opened = False
@@ -307,28 +304,8 @@ class SessionManager:
         with fail_closed:
             await self.store.insert(record)
         if self.max_sessions_per_user is not None and user_id is not None:
-            await self._trim(user_id, record.key, now)
+            await self._records.trim(user_id, record.key, now, self.max_sessions_per_user)
         return token
-
-    async def _trim(self, user_id: str, new_key: str, now: float) -> None:
-        """End the oldest live sessions of ``user_id`` beyond ``max_sessions_per_user``."""
-        assert self.max_sessions_per_user is not None
-        older = [r for r in await self._records_of(user_id, now) if r.key != new_key]
-        with fail_closed:
-            for record in older[: max(0, len(older) + 1 - self.max_sessions_per_user)]:
-                self._cache.drop(record.key)
-                await self.store.delete(record.key)
-
-    async def _records_of(self, user_id: str, now: float) -> list[Record]:
-        """The live records of ``user_id`` under every reference, oldest first."""
-        with fail_closed:
-            records = {
-                r.key: r
-                for ref in self._codec.user_refs(user_id)
-                for r in await self.store.list_user(ref)
-                if _live(r, now)
-            }
-        return sorted(records.values(), key=lambda r: r.created_at)
 
     async def validate(self, token: object) -> Session | None:
         """Return the live session of ``token``, or ``None``.
@@ -369,38 +346,7 @@ class SessionManager:
         session = self._cache.get(record)
         if session is not None:
             return session
-        return await self._open_record(cast(str, token), record)  # a str: it has a lookup key
-
-    async def _open_record(self, token: str, record: Record) -> Session | None:
-        """Open a record not in the cache, keep and return its session."""
-        if record.absolute_at > record.created_at + self.absolute_timeout:
-            return None  # given a longer life than this manager allows
-        opened = self._codec.open(token, record)
-        if opened is None:
-            return None
-        user_id, data = opened
-        if not self._codec.is_current(record, user_id):
-            # sealed under an older secret: rewrite under the newest, conditional on
-            # the version (a concurrent change wins); once, since the result is current
-            resealed = self._codec.reseal(token, record, user_id, data)
-            with fail_closed:
-                await self.store.replace(resealed, expected_version=record.version)
-            return self._session(record, user_id, data)
-        session = self._session(record, user_id, data)
-        self._cache.put(record, session)
-        return session
-
-    @staticmethod
-    def _session(record: Record, user_id: str | None, data: dict[str, Any]) -> Session:
-        return Session(
-            record.key,
-            user_id,
-            freeze(data),
-            record.version,
-            record.created_at,
-            record.expires_at,
-            record.absolute_at,
-        )
+        return await self._records.open(cast(str, token), record)  # a str: it has a lookup key
 
     async def revoke(self, token: object) -> bool:
         """End the session of ``token``; ``True`` if it existed.
@@ -448,7 +394,7 @@ class SessionManager:
             await self._open()
         with fail_closed:
             record = await self.store.get(session_id)
-            if not _live(record, self._clock()):
+            if not live(record, self._clock()):
                 return False
             assert record is not None
             if not record.user_ref or record.user_ref not in self._codec.user_refs(user_id):
@@ -466,35 +412,17 @@ class SessionManager:
             await self._open()
         return [
             SessionInfo(r.key, r.version, r.created_at, r.expires_at, r.absolute_at)
-            for r in await self._records_of(user_id, self._clock())
+            for r in await self._records.of_user(user_id, self._clock())
         ]
 
-    async def _find(self, token: object) -> _Found | None:
+    async def _find(self, token: object) -> Found | None:
         """Look up a live session without renewing it (for rotate and update)."""
         key = lookup_key(token)
         if key is None:
             return None
         if not self._opened:
             await self._open()
-        now = self._clock()
-        with fail_closed:
-            record = await self.store.get(key)
-        if record is None or not _live(record, now):
-            return None
-        if record.absolute_at > record.created_at + self.absolute_timeout:
-            return None
-        opened = self._codec.open(cast(str, token), record)
-        if opened is None:
-            return None
-        return _Found(cast(str, token), record, now, *opened)
-
-    def _successor(self, found: _Found, token: str, data: Any, version: int) -> Record:
-        """The record of ``found``'s session under ``token`` with ``data``, active now."""
-        old = found.record
-        expires = min(found.now + self.idle_timeout, old.absolute_at)
-        return self._codec.record(
-            token, found.user_id, data, version, old.created_at, expires, old.absolute_at
-        )
+        return await self._records.find(key, cast(str, token))
 
     async def rotate(self, token: object) -> str | None:
         """Move the session of ``token`` to a new token and end the old one.
@@ -512,7 +440,7 @@ class SessionManager:
                 return None
             new = new_token()
             version = found.record.version
-            rotated = self._successor(found, new, found.data, version)
+            rotated = self._records.successor(found, new, found.data, version)
             self._cache.drop(found.record.key)
             with fail_closed:
                 await self.store.insert(rotated)
@@ -541,7 +469,7 @@ class SessionManager:
             current = found.record.version
             if version is not None and current != version:
                 raise SessionConflict(version, current)
-            new = self._successor(found, found.token, check_data(data), current + 1)
+            new = self._records.successor(found, found.token, check_data(data), current + 1)
             with fail_closed:
                 if await self.store.replace(new, expected_version=current):
                     return True

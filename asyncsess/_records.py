@@ -1,0 +1,125 @@
+"""A manager's session records on its store: open one, find one, write its successor, list a
+user's, trim a user's oldest. Policy-free helpers of :class:`~asyncsess.SessionManager`;
+every store failure is mapped to a :class:`~asyncsess.StoreError` (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ._cache import DecodeCache
+from ._codec import Codec
+from .exceptions import fail_closed
+from .session import Session, freeze
+from .stores.base import Record, Store
+
+__all__ = ["Found", "Records", "live"]
+
+
+class Found(NamedTuple):
+    """A live session's record, opened: what ``rotate`` and ``update`` work from."""
+
+    token: str
+    record: Record
+    now: float
+    user_id: str | None
+    data: dict[str, Any]
+
+
+def live(record: Record | None, now: float) -> bool:
+    """Whether ``record`` exists and neither its sliding nor its absolute expiry has passed."""
+    return record is not None and record.expires_at > now and record.absolute_at > now
+
+
+class Records:
+    """One manager's records: its store, codec and cache, and its two timeouts."""
+
+    __slots__ = ("absolute_timeout", "cache", "clock", "codec", "idle_timeout", "store")
+
+    def __init__(
+        self,
+        store: Store,
+        codec: Codec,
+        cache: DecodeCache,
+        *,
+        idle_timeout: float,
+        absolute_timeout: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store, self.codec, self.cache, self.clock = store, codec, cache, clock
+        self.idle_timeout, self.absolute_timeout = idle_timeout, absolute_timeout
+
+    def _opens(self, token: str, record: Record) -> tuple[str | None, dict[str, Any]] | None:
+        if record.absolute_at > record.created_at + self.absolute_timeout:
+            return None  # given a longer life than this manager allows
+        return self.codec.open(token, record)
+
+    async def open(self, token: str, record: Record) -> Session | None:
+        """The session of a live ``record`` not in the cache (then kept there), or ``None``.
+
+        A record sealed under an older secret is rewritten under the newest,
+        conditional on its version (a concurrent change wins); once, since the
+        result is current.
+        """
+        opened = self._opens(token, record)
+        if opened is None:
+            return None
+        user_id, data = opened
+        session = Session(
+            record.key,
+            user_id,
+            freeze(data),
+            record.version,
+            record.created_at,
+            record.expires_at,
+            record.absolute_at,
+        )
+        if self.codec.is_current(record, user_id):
+            self.cache.put(record, session)
+        else:
+            resealed = self.codec.reseal(token, record, user_id, data)
+            with fail_closed:
+                await self.store.replace(resealed, expected_version=record.version)
+        return session
+
+    async def find(self, key: str, token: str) -> Found | None:
+        """The live session of ``token`` (store key ``key``), opened, without renewing it."""
+        now = self.clock()
+        with fail_closed:
+            record = await self.store.get(key)
+        if record is None or not live(record, now):
+            return None
+        opened = self._opens(token, record)
+        return None if opened is None else Found(token, record, now, *opened)
+
+    def successor(self, found: Found, token: str, data: Any, version: int) -> Record:
+        """The record of ``found``'s session under ``token`` with ``data``, active now.
+
+        Sealed and referenced under the newest secret: a store moves the
+        record's index entry when it writes it.
+        """
+        old = found.record
+        expires = min(found.now + self.idle_timeout, old.absolute_at)
+        return self.codec.record(
+            token, found.user_id, data, version, old.created_at, expires, old.absolute_at
+        )
+
+    async def of_user(self, user_id: str, now: float) -> list[Record]:
+        """The live records of ``user_id`` under every reference, oldest first."""
+        with fail_closed:
+            records = {
+                r.key: r
+                for ref in self.codec.user_refs(user_id)
+                for r in await self.store.list_user(ref)
+                if live(r, now)
+            }
+        return sorted(records.values(), key=lambda r: r.created_at)
+
+    async def trim(self, user_id: str, new_key: str, now: float, limit: int) -> None:
+        """End the oldest live sessions of ``user_id`` but ``new_key`` beyond ``limit`` - 1."""
+        older = [r for r in await self.of_user(user_id, now) if r.key != new_key]
+        with fail_closed:
+            for record in older[: max(0, len(older) + 1 - limit)]:
+                self.cache.drop(record.key)
+                await self.store.delete(record.key)
