@@ -1,8 +1,11 @@
 """SessionManager: the public API and its lifecycle.
 
-The policy lives here once (tokens, expiry, renewal, background tasks); the
-record format in :mod:`asyncsess._codec`, the decoded-session cache in
-:mod:`asyncsess._cache`, the accounts wiring in :mod:`asyncsess.accounts.login`.
+The policy lives here once (tokens, expiry, renewal, background tasks). Each
+other job has its module: settings in :mod:`asyncsess.config`, the record
+format and sealing call in :mod:`asyncsess._codec`, record-level work in
+:mod:`asyncsess._records`, the decoded-session cache in :mod:`asyncsess._cache`,
+the sweeper in :mod:`asyncsess._sweeper`, batching in :mod:`asyncsess._batching`,
+the accounts wiring in :mod:`asyncsess.accounts.login`.
 """
 
 from __future__ import annotations
