@@ -3,7 +3,10 @@
 - :func:`get_session_adapter` (memory, file, Redis, MongoDB, SQL sessions
   configured by the older keys), see :mod:`asyncsess.compat.adapter`;
 - :class:`SessionManager` (users and sessions in one SQL database), see
-  :mod:`asyncsess.compat.sqlalchemy_manager`.
+  :mod:`asyncsess.compat.sqlalchemy_manager`;
+- their configuration keys (``session_expiry_minutes``, ``encryption_key``,
+  ``storage_dir``, ``redis_host``, ``connection_string``, ...), translated by
+  :mod:`asyncsess.compat.legacy` for ``asyncsess.SessionManager.from_config``.
 
 Importing this package imports no database driver.
 """
