@@ -238,8 +238,9 @@ _COMMANDS: list[tuple[str, Command, str, str]] = [
         "wipe",
         _wipe,
         "delete every session in the store",
-        "Asks for confirmation on a terminal; without one it refuses (exit 3) and deletes "
-        "nothing unless --yes is given. Prints 'wiped N sessions'.",
+        "User accounts stay (delete them with 'users delete'). Asks for confirmation on a "
+        "terminal; without one it refuses (exit 3) and deletes nothing unless --yes is given. "
+        "Prints 'wiped N sessions'.",
     ),
     (
         "revoke-user",

@@ -254,3 +254,17 @@ def test_progress_draws_the_final_state_once() -> None:
     bar.update(2, force=True)
     bar.close(4)
     assert late.getvalue().count("2/4") == 1 and late.getvalue().count("4/4") == 1
+
+
+def test_wipe_deletes_sessions_and_keeps_user_accounts(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    env = {"ASYNCSESS_URL": db, "ASYNCSESS_SECRET": SECRET}
+    created = run("users", "create", "alice", "--password-stdin", env=env,
+                  stdin="correct horse battery staple\n")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    tokens = seed(db, [created.stdout.split()[-1]])
+    assert "User accounts stay" in run("wipe", "--help").stdout
+    assert run("wipe", "--yes", env=env).stdout == "wiped 1 sessions\n"
+    assert live(db, tokens) == [False]
+    deleted = run("users", "delete", "alice", env=env)  # the account is still there
+    assert (deleted.returncode, deleted.stdout) == (0, "deleted user alice; revoked 0 sessions\n")
