@@ -8,11 +8,14 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import pytest
 from redis import Redis
 
 from asyncsess import ConfigurationError, SessionManager, StoreUnavailable
 from asyncsess.stores.redis import RedisStore
+from benchmarks.soak.relay import Relay
 from benchmarks.soak.servers import ReplicatedCluster
 from tests.backends import unavailable
 from tests.backends.redis import SERVER_HOW, RedisProcess, unique_prefix
@@ -66,6 +69,49 @@ async def test_an_acknowledged_create_is_on_the_replica(
         assert again is not None and again.data["step"] == 2
         assert await mgr.revoke(token)
         assert await on_replica.validate(token) is None
+
+
+async def test_a_failover_loses_an_acknowledged_create_unless_it_waited(tmp_path: Path) -> None:
+    """The window the option closes. The replica's link runs through a relay that goes
+    silent; the primary dies; the replica is promoted. A create acknowledged without WAIT
+    is gone; with WAIT the same create was refused, never acknowledged."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server", SERVER_HOW)
+    primary = RedisProcess(tmp_path / "primary", spare_port())
+    primary.start()
+    relay = Relay(primary.port)
+    await relay.start()
+    replica = RedisProcess(tmp_path / "replica", spare_port(), "--replicaof", HOST, str(relay.port))
+    try:
+        await anyio.to_thread.run_sync(replica.start)
+
+        def linked() -> bool:
+            with Redis(host=HOST, port=replica.port, socket_timeout=1) as client:
+                return bool(client.info("replication").get("master_link_status") == "up")
+
+        await anyio.to_thread.run_sync(wait_until, linked, "the replica to sync")
+        options = {"prefix": unique_prefix()}
+        waiting = f"{primary.url}?wait_replicas=1&wait_timeout=0.3"
+        async with (
+            SessionManager(primary.url, secret=SECRET, store_options=options) as plain,
+            SessionManager(waiting, secret=SECRET, store_options=options) as durable,
+        ):
+            kept = await durable.create("carol", DATA)  # on the replica before the fault
+            relay.blackhole()  # the replica hears nothing more
+            lost = await plain.create("alice", DATA)  # acknowledged all the same
+            with pytest.raises(StoreUnavailable, match="replicas"):
+                await durable.create("bob", DATA)  # refused: not acknowledged
+            primary.kill()
+            relay.heal()
+            with Redis(host=HOST, port=replica.port, socket_timeout=1) as client:
+                client.execute_command("REPLICAOF", "NO", "ONE")  # the failover
+        async with SessionManager(replica.url, secret=SECRET, store_options=options) as promoted:
+            assert await promoted.validate(kept) is not None
+            assert await promoted.validate(lost) is None  # acknowledged, then lost
+    finally:
+        await relay.aclose()
+        replica.kill()
+        primary.kill()
 
 
 async def test_writes_fail_closed_while_the_replica_does_not_answer(
