@@ -1,4 +1,4 @@
-"""A manager's session records on its store: open one, find one, write its successor, list a
+"""A manager's session records on its store: open one, find one, rotate or update it, list a
 user's, trim a user's oldest. Policy-free helpers of :class:`~asyncsess.SessionManager`;
 every store failure is mapped to a :class:`~asyncsess.StoreError` (fail closed).
 """
@@ -10,11 +10,15 @@ from typing import Any, NamedTuple
 
 from ._cache import DecodeCache
 from ._codec import Codec
-from .exceptions import fail_closed
+from .exceptions import SessionConflict, fail_closed
 from .session import Session, freeze
 from .stores.base import Record, Store
+from .tokens import new_token
 
-__all__ = ["Found", "Records", "live"]
+__all__ = ["RETRIES", "Found", "Records", "live"]
+
+#: How many times in a row rotate and an unversioned update retry after losing to a writer.
+RETRIES = 16
 
 
 class Found(NamedTuple):
@@ -123,3 +127,41 @@ class Records:
             for record in older[: max(0, len(older) + 1 - limit)]:
                 self.cache.drop(record.key)
                 await self.store.delete(record.key)
+
+    async def rotate(self, key: str, token: str) -> str | None:
+        """Move the session of ``token`` to a new token (see ``SessionManager.rotate``)."""
+        found = None
+        for _ in range(RETRIES):
+            found = await self.find(key, token)
+            if found is None:
+                return None
+            new = new_token()
+            version = found.record.version
+            rotated = self.successor(found, new, found.data, version)
+            self.cache.drop(key)
+            with fail_closed:
+                await self.store.insert(rotated)
+                if await self.store.delete(key, expected_version=version):
+                    return new
+                await self.store.delete(rotated.key)  # changed or ended meanwhile: read again
+        assert found is not None
+        raise SessionConflict(found.record.version, found.record.version, attempts=RETRIES)
+
+    async def update(self, key: str, token: str, data: Any, version: int | None) -> bool:
+        """Replace the data of the session of ``token`` (see ``SessionManager.update``)."""
+        current = 0
+        for _ in range(RETRIES):
+            found = await self.find(key, token)
+            if found is None:
+                return False
+            current = found.record.version
+            if version is not None and current != version:
+                raise SessionConflict(version, current)
+            new = self.successor(found, token, data, current + 1)
+            with fail_closed:
+                if await self.store.replace(new, expected_version=current):
+                    return True
+            if version is not None:
+                now = await self.find(key, token)
+                raise SessionConflict(version, None if now is None else now.record.version)
+        raise SessionConflict(current, current, attempts=RETRIES)

@@ -25,7 +25,7 @@ from anyio.abc import TaskStatus
 from ._batching import Batcher
 from ._cache import DecodeCache
 from ._codec import Codec, check_data
-from ._records import Found, Records, live
+from ._records import Records, live
 from ._sweeper import Progress, run_sweeper, sweep_until
 from .accounts.core import Accounts
 from .accounts.login import LoginDesk
@@ -39,7 +39,6 @@ from .config import (
 from .exceptions import (
     AsyncsessError,
     ConfigurationError,
-    SessionConflict,
     fail_closed,
     store_failure,
 )
@@ -56,7 +55,6 @@ log = logging.getLogger("asyncsess")
 
 #: A coroutine function taking ``task_status`` by keyword, as ``TaskGroup.start`` wants.
 BackgroundTask = Callable[..., Coroutine[Any, Any, None]]
-_RETRIES = 16
 _FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
 _IN_FLIGHT = 4  # lookups let through at once; the next ones queue for one get_many
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
@@ -418,14 +416,12 @@ class SessionManager:
             for r in await self._records.of_user(user_id, self._clock())
         ]
 
-    async def _find(self, token: object) -> Found | None:
-        """Look up a live session without renewing it (for rotate and update)."""
+    async def _key(self, token: object) -> str | None:
+        """The store key of a well-formed ``token`` (``None`` otherwise), the store opened."""
         key = lookup_key(token)
-        if key is None:
-            return None
-        if not self._opened:
+        if key is not None and not self._opened:
             await self._open()
-        return await self._records.find(key, cast(str, token))
+        return key
 
     async def rotate(self, token: object) -> str | None:
         """Move the session of ``token`` to a new token and end the old one.
@@ -436,22 +432,8 @@ class SessionManager:
         update is carried over (rotate reads again); if the session keeps
         changing, :class:`~asyncsess.SessionConflict` is raised.
         """
-        found = None
-        for _ in range(_RETRIES):
-            found = await self._find(token)
-            if found is None:
-                return None
-            new = new_token()
-            version = found.record.version
-            rotated = self._records.successor(found, new, found.data, version)
-            self._cache.drop(found.record.key)
-            with fail_closed:
-                await self.store.insert(rotated)
-                if await self.store.delete(found.record.key, expected_version=version):
-                    return new
-                await self.store.delete(rotated.key)  # changed or ended meanwhile: read again
-        assert found is not None
-        raise SessionConflict(found.record.version, found.record.version, attempts=_RETRIES)
+        key = await self._key(token)
+        return None if key is None else await self._records.rotate(key, cast(str, token))
 
     async def update(
         self, token: object, data: Mapping[str, Any], *, version: int | None = None
@@ -464,22 +446,10 @@ class SessionManager:
         16 lost in a row, ``SessionConflict`` with ``attempts`` set). ``data`` is
         checked as in :meth:`create`; a session's frozen data may be passed back.
         """
-        current = 0
-        for _ in range(_RETRIES):
-            found = await self._find(token)
-            if found is None:
-                return False
-            current = found.record.version
-            if version is not None and current != version:
-                raise SessionConflict(version, current)
-            new = self._records.successor(found, found.token, check_data(data), current + 1)
-            with fail_closed:
-                if await self.store.replace(new, expected_version=current):
-                    return True
-            if version is not None:
-                now = await self._find(token)
-                raise SessionConflict(version, None if now is None else now.record.version)
-        raise SessionConflict(current, current, attempts=_RETRIES)
+        key = await self._key(token)
+        if key is None:
+            return False
+        return await self._records.update(key, cast(str, token), check_data(data), version)
 
     def now(self) -> float:
         """The manager's clock: seconds since the epoch (``clock``, or ``time.time``)."""
