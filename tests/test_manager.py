@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -129,3 +130,26 @@ async def test_a_blocking_call_on_the_event_loop_fails_the_suite() -> None:
     mgr = SessionManager(clock=sleepy_clock)
     with pytest.raises(BlockingError, match=r"time\.sleep"):
         await mgr.validate(new_token())
+
+
+async def test_session_and_session_info_are_frozen_slotted_dataclasses() -> None:
+    async with SessionManager("memory://") as mgr:
+        token = await mgr.create("alice", {"cart": [1, 2], "prefs": {"theme": "dark"}})
+        session = await mgr.validate(token)
+        [info] = await mgr.sessions("alice")
+        stats = await mgr.stats()
+    assert session is not None
+    assert info.id == session.id
+    for value in (session, info, stats):
+        assert dataclasses.is_dataclass(value)
+        assert not isinstance(value, tuple)
+        assert not hasattr(value, "__dict__")  # slotted
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, dataclasses.fields(value)[0].name, "x")
+    assert (info.version, info.created, info.absolute_expires) == (
+        session.version,
+        session.created,
+        session.absolute_expires,
+    )
+    assert info.created_at == session.created_at and info.expires_at.tzinfo is not None
+    assert (stats.live, stats.expired, stats.cache_entries) == (1, 0, 1)
