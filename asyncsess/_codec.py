@@ -89,12 +89,16 @@ class Codec:
         created_at: float,
         expires_at: float,
         absolute_at: float,
+        *,
+        key: str | None = None,
     ) -> Record:
         """The record of ``token``'s session, sealed under the newest secret.
 
-        ``data`` may hold read-only mappings and tuples (a session's frozen
-        data, see :mod:`asyncsess.session`). Raises ``TypeError`` for data that
-        JSON cannot hold and ``ValueError`` for data over ``max_data_bytes``.
+        ``key`` is the token's store key when the caller has it already (else
+        it is computed: one hash per token). ``data`` may hold read-only
+        mappings and tuples (a session's frozen data, see
+        :mod:`asyncsess.session`). Raises ``TypeError`` for data that JSON
+        cannot hold and ``ValueError`` for data over ``max_data_bytes``.
         """
         encoded = json.dumps(data, separators=(",", ":"), default=_plain)
         if self.max_data_bytes is not None and len(encoded) > self.max_data_bytes:
@@ -103,7 +107,7 @@ class Codec:
                 f"max_data_bytes={self.max_data_bytes}: keep large values elsewhere "
                 "and store a reference in the session"
             )
-        key = token_key(token)
+        key = token_key(token) if key is None else key
         user_ref = self.user_ref(user_id)
         if self.in_process:  # the JSON types, in a faster format for this process
             payload = marshal.dumps({"u": user_id, "d": json.loads(encoded)})
@@ -124,6 +128,7 @@ class Codec:
             record.created_at,
             record.expires_at,
             record.absolute_at,
+            key=record.key,
         )
 
     def open(self, token: str, record: Record) -> tuple[str | None, dict[str, Any]] | None:

@@ -105,8 +105,9 @@ class Records:
         """
         old = found.record
         expires = min(found.now + self.idle_timeout, old.absolute_at)
+        key = old.key if token == found.token else None  # the same token: its key is known
         return self.codec.record(
-            token, found.user_id, data, version, old.created_at, expires, old.absolute_at
+            token, found.user_id, data, version, old.created_at, expires, old.absolute_at, key=key
         )
 
     async def of_user(self, user_id: str, now: float) -> list[Record]:
