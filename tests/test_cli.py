@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sqlite3
@@ -227,7 +228,8 @@ def test_a_database_without_the_sessions_table_is_refused(tmp_path: Path) -> Non
         result = run(*command, "--url", url, env={"ASYNCSESS_SECRET": SECRET})
         assert result.returncode == 2, result.stderr
         assert "table" in result.stderr and result.stdout == ""
-    tables = sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master").fetchall()
     assert tables == []  # nothing was created
 
 
