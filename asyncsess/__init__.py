@@ -3,6 +3,7 @@
 from .accounts import Accounts as Accounts
 from .accounts import PasswordHasher as PasswordHasher
 from .accounts import User as User
+from .accounts.throttle import LoginLimits as LoginLimits
 from .exceptions import AccountError as AccountError
 from .exceptions import AsyncsessError as AsyncsessError
 from .exceptions import ConfigurationError as ConfigurationError
@@ -23,6 +24,7 @@ from .session import SessionInfo as SessionInfo
 from .session import Stats as Stats
 from .stores._registry import open_store as open_store
 from .stores.base import Record as Record
+from .stores.base import RecordExists as RecordExists
 from .stores.base import Renewal as Renewal
 from .stores.base import Store as Store
 
@@ -36,11 +38,13 @@ __all__ = [
     "Decision",
     "InvalidPassword",
     "InvalidUsername",
+    "LoginLimits",
     "LoginThrottled",
     "MissingDependency",
     "PasswordHasher",
     "RateLimiter",
     "Record",
+    "RecordExists",
     "Renewal",
     "Session",
     "SessionConflict",

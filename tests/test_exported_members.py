@@ -8,10 +8,10 @@ import asyncsess
 
 EXPECTED = {
     "AccountError", "Accounts", "AsyncsessError", "ConfigurationError", "Decision",
-    "InvalidPassword", "InvalidUsername", "LoginThrottled", "MissingDependency", "PasswordHasher",
-    "RateLimiter", "Record", "Renewal", "Session", "SessionConflict", "SessionInfo", "Stats",
-    "SessionManager", "Store", "StoreError", "StoreUnavailable", "UnknownUser", "User",
-    "UserExists", "__version__", "open_store",
+    "InvalidPassword", "InvalidUsername", "LoginLimits", "LoginThrottled", "MissingDependency",
+    "PasswordHasher", "RateLimiter", "Record", "RecordExists", "Renewal", "Session",
+    "SessionConflict", "SessionInfo", "Stats", "SessionManager", "Store", "StoreError",
+    "StoreUnavailable", "UnknownUser", "User", "UserExists", "__version__", "open_store",
 }  # fmt: skip
 
 
