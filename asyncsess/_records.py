@@ -1,19 +1,25 @@
-"""A manager's session records on its store: open one, find one, rotate or update it, list a
-user's, trim a user's oldest. Policy-free helpers of :class:`~asyncsess.SessionManager`;
-every store failure is mapped to a :class:`~asyncsess.StoreError` (fail closed).
+"""A manager's session records on its store: the writes behind the public API.
+
+Open one, find one, create, rotate or update one, end one by id or all of a
+user's, list a user's, trim a user's oldest. Policy-free helpers of
+:class:`~asyncsess.SessionManager`; every store failure is mapped to a
+:class:`~asyncsess.StoreError` (fail closed).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._cache import DecodeCache
 from ._codec import Codec
 from .exceptions import SessionConflict, fail_closed
-from .session import Session, freeze
+from .session import Session, SessionInfo, freeze
 from .stores.base import Record, Store
 from .tokens import new_token
+
+_SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
 __all__ = ["RETRIES", "Found", "Records", "live"]
 
@@ -109,6 +115,47 @@ class Records:
         return self.codec.record(
             token, found.user_id, data, version, old.created_at, expires, old.absolute_at, key=key
         )
+
+    async def create(self, token: str, user_id: str | None, data: Any, limit: int | None) -> None:
+        """Write a new session for ``token``; with ``limit``, end the user's oldest beyond it."""
+        now = self.clock()
+        absolute = now + self.absolute_timeout
+        expires = min(now + self.idle_timeout, absolute)
+        record = self.codec.record(token, user_id, data, 1, now, expires, absolute)
+        with fail_closed:
+            await self.store.insert(record)
+        if limit is not None and user_id is not None:
+            await self.trim(user_id, record.key, now, limit)
+
+    async def end(self, session_id: object, user_id: str) -> bool:
+        """End the live session ``session_id`` if it is one of ``user_id``'s."""
+        if type(session_id) is not str or not _SESSION_ID.fullmatch(session_id):
+            return False
+        with fail_closed:
+            record = await self.store.get(session_id)
+            if record is None or not live(record, self.clock()):
+                return False
+            if not record.user_ref or record.user_ref not in self.codec.user_refs(user_id):
+                return False
+            self.cache.drop(session_id)
+            return await self.store.delete(session_id)
+
+    async def end_user(self, user_id: str, keep: str | None) -> int:
+        """End every session of ``user_id`` under every reference but ``keep``'s; the count."""
+        with fail_closed:
+            return sum(
+                [
+                    await self.store.delete_user(ref, keep=keep)
+                    for ref in self.codec.user_refs(user_id)
+                ]
+            )
+
+    async def infos(self, user_id: str) -> list[SessionInfo]:
+        """The live sessions of ``user_id``, oldest first, as :class:`SessionInfo`."""
+        return [
+            SessionInfo(r.key, r.version, r.created_at, r.expires_at, r.absolute_at)
+            for r in await self.of_user(user_id, self.clock())
+        ]
 
     async def of_user(self, user_id: str, now: float) -> list[Record]:
         """The live records of ``user_id`` under every reference, oldest first."""

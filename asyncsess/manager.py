@@ -1,19 +1,21 @@
 """SessionManager: the public API and its lifecycle.
 
-The policy lives here once (tokens, expiry, renewal, background tasks). Each
-other job has its module: settings in :mod:`asyncsess.config`, the record
-format and sealing call in :mod:`asyncsess._codec`, record-level work in
-:mod:`asyncsess._records`, the decoded-session cache in :mod:`asyncsess._cache`,
-the sweeper in :mod:`asyncsess._sweeper`, batching in :mod:`asyncsess._batching`,
-the accounts wiring in :mod:`asyncsess.accounts.login`.
+The policy lives here once (tokens, expiry, renewal, background tasks) with
+the hot path, :meth:`SessionManager.validate`. Each other job has its module:
+building the parts from the arguments in :mod:`asyncsess._setup` (settings in
+:mod:`asyncsess.config`), the record format and sealing call in
+:mod:`asyncsess._codec`, the writes (create, rotate, update, ending sessions)
+and other record-level work in :mod:`asyncsess._records`, the decoded-session
+cache in :mod:`asyncsess._cache`, the sweeper in :mod:`asyncsess._sweeper`,
+batching in :mod:`asyncsess._batching`, the accounts wiring in
+:mod:`asyncsess.accounts.login`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from types import TracebackType
@@ -22,30 +24,19 @@ from typing import Any, Self, cast
 import anyio
 from anyio.abc import TaskStatus
 
-from ._batching import Batcher
 from ._cache import DecodeCache
-from ._codec import Codec, check_data
-from ._records import Records, live
-from ._sweeper import Progress, run_sweeper, sweep_until
+from ._codec import check_data
+from ._records import Records
+from ._setup import batcher_for, check_user, codec_for, open_parts, store_from
+from ._sweeper import run_sweeper
+from ._upkeep import Upkeep
 from .accounts.core import Accounts
-from .accounts.login import LoginDesk
-from .config import (
-    check_fraction,
-    check_size,
-    duration,
-    settings_from_env,
-    settings_from_mapping,
-)
-from .exceptions import (
-    AsyncsessError,
-    ConfigurationError,
-    fail_closed,
-    store_failure,
-)
+from .accounts.login import LoginDesk, LoginMethods
+from .config import check_fraction, check_size, duration, settings_from_env, settings_from_mapping
+from .exceptions import AsyncsessError, fail_closed, store_failure
 from .ratelimit import RateLimiter
-from .sealing import Keyring, normalize_secrets
-from .session import Session, SessionInfo, Stats
-from .stores._registry import open_store
+from .sealing import normalize_secrets
+from .session import Session, SessionInfo
 from .stores.base import Renewal, Store
 from .tokens import lookup_key, new_token
 
@@ -55,29 +46,9 @@ log = logging.getLogger("asyncsess")
 
 #: A coroutine function taking ``task_status`` by keyword, as ``TaskGroup.start`` wants.
 BackgroundTask = Callable[..., Coroutine[Any, Any, None]]
-_FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
-_IN_FLIGHT = 4  # lookups let through at once; the next ones queue for one get_many
-_SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
 
-def _check_user(user_id: object) -> str:
-    if not isinstance(user_id, str):
-        raise TypeError(f"user_id must be a str, not {type(user_id).__name__}")
-    if not user_id:
-        raise ValueError("user_id must be a non-empty str")
-    return user_id
-
-
-def _key_file(store: Store) -> Callable[[], Awaitable[bytes]] | None:
-    """The file store's own key file, the secret when none is configured."""
-    try:
-        from .stores.file import FileStore
-    except ImportError:  # its driver is missing: this is no file store
-        return None
-    return store.key if isinstance(store, FileStore) else None
-
-
-class SessionManager:
+class SessionManager(Upkeep, LoginMethods):
     """Create, validate, renew and revoke sessions on any store.
 
     ``store`` is a URL (``memory://``, ``file:///path``, ``redis://host``,
@@ -131,15 +102,7 @@ class SessionManager:
         login_limiter: RateLimiter | None = None,
         client_limiter: RateLimiter | None = None,
     ) -> None:
-        if isinstance(store, Store) and not store_options:
-            self.store, self._owns_store = store, False
-        elif isinstance(store, str):
-            self.store, self._owns_store = open_store(store, **(store_options or {})), True
-        else:
-            raise ConfigurationError(
-                f"store must be a URL or an asyncsess Store (store_options only apply to a URL), "
-                f"not {type(store).__name__}" + (" with store_options" if store_options else "")
-            )
+        self.store, self._owns_store = store_from(store, store_options)
         self.idle_timeout = duration(idle_timeout, "idle_timeout")
         self.absolute_timeout = duration(absolute_timeout, "absolute_timeout")
         self.sweep_interval = duration(sweep_interval, "sweep_interval")
@@ -150,7 +113,6 @@ class SessionManager:
         self._cache = DecodeCache(
             decode_cache, check_size("decode_cache_bytes", decode_cache_bytes)
         )
-        check_size("max_data_bytes", max_data_bytes, optional=True)
         self.max_sessions_per_user = check_size(
             "max_sessions_per_user", max_sessions_per_user, least=1, optional=True
         )
@@ -159,16 +121,9 @@ class SessionManager:
         self._in_process = in_process = not type(self.store).persistent
         self._sealed = privacy_mode and not in_process
         secrets = normalize_secrets(secret)
-        keyring = Keyring(secrets) if self._sealed and secrets else None
-        self._codec = Codec(keyring, in_process=in_process, max_data_bytes=max_data_bytes)
-        self._key_file = _key_file(self.store) if self._sealed and keyring is None else None
-        if self._sealed and keyring is None and self._key_file is None:
-            raise ConfigurationError(
-                f"{type(self.store).__name__} keeps sessions at rest, so privacy mode needs a "
-                'secret: pass secret=... (python -c "import secrets; '
-                'print(secrets.token_urlsafe(32))") or set ASYNCSESS_SECRET; '
-                "or pass privacy_mode=False to store data in the clear"
-            )
+        self._codec, self._key_file = codec_for(
+            self.store, secrets, privacy_mode=privacy_mode, max_data_bytes=max_data_bytes
+        )
         self._records = Records(
             self.store,
             self._codec,
@@ -177,8 +132,7 @@ class SessionManager:
             absolute_timeout=self.absolute_timeout,
             clock=self._clock,
         )
-        batches = type(self.store).get_many is not Store.get_many
-        self._batcher = Batcher(self.store, limit=_IN_FLIGHT) if batches else None
+        self._batcher = batcher_for(self.store)
         self._opened = False
         self._open_lock = anyio.Lock()
         self._background: list[BackgroundTask] = [self._sweeper]
@@ -217,14 +171,12 @@ class SessionManager:
     # -- lifecycle -------------------------------------------------------
 
     async def _open(self) -> None:
+        if self._opened:
+            return
         async with self._open_lock:
-            if self._opened:
-                return
-            with fail_closed:
-                await self.store.open()
-                if self._key_file is not None and self._codec.keyring is None:
-                    self._codec.keyring = Keyring(normalize_secrets([await self._key_file()]))
-            self._opened = True
+            if not self._opened:
+                await open_parts(self.store, self._codec, self._key_file)
+                self._opened = True
 
     def add_background_task(self, task: BackgroundTask) -> None:
         """Run ``task`` in the manager's task group (``async with`` / :meth:`running`)."""
@@ -233,8 +185,7 @@ class SessionManager:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Self]:
         """Run the background tasks (sweeper, limiter cleanup) for the duration of the block."""
-        if not self._opened:
-            await self._open()
+        await self._open()
         async with anyio.create_task_group() as tg:
             for task in self._background:
                 await tg.start(task)
@@ -292,20 +243,11 @@ class SessionManager:
         ``max_sessions_per_user`` set, the user's oldest sessions beyond it end.
         """
         if user_id is not None:
-            _check_user(user_id)
+            check_user(user_id)
         body = check_data(data)
-        if not self._opened:
-            await self._open()
+        await self._open()
         token = new_token()
-        now = self._clock()
-        absolute = now + self.absolute_timeout
-        record = self._codec.record(
-            token, user_id, body, 1, now, min(now + self.idle_timeout, absolute), absolute
-        )
-        with fail_closed:
-            await self.store.insert(record)
-        if self.max_sessions_per_user is not None and user_id is not None:
-            await self._records.trim(user_id, record.key, now, self.max_sessions_per_user)
+        await self._records.create(token, user_id, body, self.max_sessions_per_user)
         return token
 
     async def validate(self, token: object) -> Session | None:
@@ -355,11 +297,9 @@ class SessionManager:
         Raises :class:`~asyncsess.StoreUnavailable` (or another
         :class:`~asyncsess.StoreError`) when the store fails.
         """
-        key = lookup_key(token)
+        key = await self._key(token)
         if key is None:
             return False
-        if not self._opened:
-            await self._open()
         self._cache.drop(key)
         with fail_closed:
             return await self.store.delete(key)
@@ -369,16 +309,9 @@ class SessionManager:
 
         ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
         """
-        _check_user(user_id)
-        if not self._opened:
-            await self._open()
-        keep_key = lookup_key(keep)
-        with fail_closed:
-            counts = [
-                await self.store.delete_user(ref, keep=keep_key)
-                for ref in self._codec.user_refs(user_id)
-            ]
-        return sum(counts)
+        check_user(user_id)
+        await self._open()
+        return await self._records.end_user(user_id, lookup_key(keep))
 
     async def revoke_session(self, session_id: object, *, user_id: str) -> bool:
         """End one of ``user_id``'s sessions by its id (:attr:`Session.id`, :attr:`SessionInfo.id`).
@@ -388,38 +321,23 @@ class SessionManager:
         or not an id at all): "log out that device", owner checked.
         ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
         """
-        _check_user(user_id)
-        if type(session_id) is not str or not _SESSION_ID.fullmatch(session_id):
-            return False
-        if not self._opened:
-            await self._open()
-        with fail_closed:
-            record = await self.store.get(session_id)
-            if not live(record, self._clock()):
-                return False
-            assert record is not None
-            if not record.user_ref or record.user_ref not in self._codec.user_refs(user_id):
-                return False
-            self._cache.drop(session_id)
-            return await self.store.delete(session_id)
+        check_user(user_id)
+        await self._open()
+        return await self._records.end(session_id, user_id)
 
     async def sessions(self, user_id: str) -> list[SessionInfo]:
         """List the live sessions of ``user_id``, oldest first (ids and times, no tokens).
 
         ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
         """
-        _check_user(user_id)
-        if not self._opened:
-            await self._open()
-        return [
-            SessionInfo(r.key, r.version, r.created_at, r.expires_at, r.absolute_at)
-            for r in await self._records.of_user(user_id, self._clock())
-        ]
+        check_user(user_id)
+        await self._open()
+        return await self._records.infos(user_id)
 
     async def _key(self, token: object) -> str | None:
         """The store key of a well-formed ``token`` (``None`` otherwise), the store opened."""
         key = lookup_key(token)
-        if key is not None and not self._opened:
+        if key is not None:
             await self._open()
         return key
 
@@ -454,74 +372,3 @@ class SessionManager:
     def now(self) -> float:
         """The manager's clock: seconds since the epoch (``clock``, or ``time.time``)."""
         return self._clock()
-
-    async def count(self) -> tuple[int, int]:
-        """Return how many sessions the store holds that are live, and expired (not swept)."""
-        if not self._opened:
-            await self._open()
-        with fail_closed:
-            return await self.store.count(self._clock())
-
-    async def stats(self) -> Stats:
-        """The store's live and expired sessions (:meth:`count`) and the cache's figures."""
-        live, expired = await self.count()
-        cache = self._cache
-        return Stats(live, expired, len(cache), cache.size, cache.hits, cache.misses)
-
-    async def sweep(self, *, progress: Progress | None = None) -> int:
-        """Delete expired sessions in batches of ``sweep_batch``; return the count.
-
-        ``progress`` is called with the running total after each batch.
-        """
-        if not self._opened:
-            await self._open()
-        return await sweep_until(self.store, self._clock(), self.sweep_batch, progress)
-
-    async def wipe(self, *, progress: Progress | None = None) -> int:
-        """Delete every session in the store; return the count. Users stay (``Accounts.wipe``).
-
-        Sessions go in batches of ``sweep_batch`` (``progress`` is called with
-        the running total after each), then whatever else the store keeps.
-        """
-        if not self._opened:
-            await self._open()
-        self._cache.clear()
-        total = await sweep_until(self.store, self._clock() + _FOREVER, self.sweep_batch, progress)
-        with fail_closed:
-            total += await self.store.wipe()
-        return total
-
-    # -- accounts (see asyncsess.accounts.login) ---------------------------
-
-    async def login(
-        self,
-        username: str,
-        password: str,
-        *,
-        client: str | None = None,
-        device: str | None = None,
-        data: Mapping[str, Any] | None = None,
-    ) -> str | None:
-        """Authenticate against ``accounts`` and return a new session's token, or ``None``.
-
-        Attempts are limited per username (``login_limiter``), per ``client``
-        address (``client_limiter``) or per known ``device`` (a token from
-        :meth:`device_token`); over a limit :class:`~asyncsess.LoginThrottled`
-        is raised. The session's data is ``data`` with ``{"username": ...}``.
-        See :mod:`asyncsess.accounts.login`.
-        """
-        return await self._desk.login(username, password, client=client, device=device, data=data)
-
-    def device_token(self, username: str) -> str:
-        """Issue a device token for ``username`` after a successful :meth:`login`.
-
-        Signed under the newest ``secret`` (a ``memory://`` manager without one:
-        a per-process key); :class:`~asyncsess.ConfigurationError` when a
-        persistent store's manager has no ``secret``. See
-        :mod:`asyncsess.accounts.devices`.
-        """
-        return self._desk.device_token(username)
-
-    async def logout(self, token: object) -> bool:
-        """End the session of ``token`` (:meth:`revoke`); ``True`` if it existed."""
-        return await self.revoke(token)

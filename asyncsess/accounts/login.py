@@ -23,7 +23,7 @@ are stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..exceptions import AccountError, ConfigurationError
@@ -33,7 +33,7 @@ from .devices import DeviceTokens
 from .throttle import LoginLimits
 from .user import User, normalize_username
 
-__all__ = ["LoginDesk", "SessionCreator", "login"]
+__all__ = ["LoginDesk", "LoginMethods", "SessionCreator", "login"]
 
 
 class SessionCreator(Protocol):
@@ -164,3 +164,43 @@ class LoginDesk:
                 "(a store's own key file is not used for them)"
             )
         return self.devices.issue(normalize_username(username))
+
+
+class LoginMethods:
+    """The accounts part of the manager's API (login, device tokens, logout), over its desk."""
+
+    _desk: LoginDesk
+    revoke: Callable[[object], Awaitable[bool]]
+
+    async def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        client: str | None = None,
+        device: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Authenticate against ``accounts`` and return a new session's token, or ``None``.
+
+        Attempts are limited per username (``login_limiter``), per ``client``
+        address (``client_limiter``) or per known ``device`` (a token from
+        :meth:`device_token`); over a limit :class:`~asyncsess.LoginThrottled`
+        is raised. The session's data is ``data`` with ``{"username": ...}``.
+        See :mod:`asyncsess.accounts.login`.
+        """
+        return await self._desk.login(username, password, client=client, device=device, data=data)
+
+    def device_token(self, username: str) -> str:
+        """Issue a device token for ``username`` after a successful :meth:`login`.
+
+        Signed under the newest ``secret`` (a ``memory://`` manager without one:
+        a per-process key); :class:`~asyncsess.ConfigurationError` when a
+        persistent store's manager has no ``secret``. See
+        :mod:`asyncsess.accounts.devices`.
+        """
+        return self._desk.device_token(username)
+
+    async def logout(self, token: object) -> bool:
+        """End the session of ``token`` (``revoke``); ``True`` if it existed."""
+        return await self.revoke(token)

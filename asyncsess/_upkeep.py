@@ -1,0 +1,63 @@
+"""The store-wide part of :class:`~asyncsess.SessionManager`'s API: count, stats, sweep, wipe.
+
+A mixin the manager inherits: these work on the whole store, not on one
+session, and run in batches (:mod:`asyncsess._sweeper`) so a large store
+never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ._cache import DecodeCache
+from ._sweeper import Progress, sweep_until
+from .exceptions import fail_closed
+from .session import Stats
+from .stores.base import Store
+
+__all__ = ["Upkeep"]
+
+_FOREVER = 1000 * 366 * 86400.0  # every session expires before now + this
+
+
+class Upkeep:
+    """Counting, sweeping and wiping a manager's store (and its decode cache)."""
+
+    store: Store
+    sweep_batch: int
+    _cache: DecodeCache
+    _clock: Callable[[], float]
+    _open: Callable[[], Awaitable[None]]
+
+    async def count(self) -> tuple[int, int]:
+        """Return how many sessions the store holds that are live, and expired (not swept)."""
+        await self._open()
+        with fail_closed:
+            return await self.store.count(self._clock())
+
+    async def stats(self) -> Stats:
+        """The store's live and expired sessions (:meth:`count`) and the cache's figures."""
+        live, expired = await self.count()
+        cache = self._cache
+        return Stats(live, expired, len(cache), cache.size, cache.hits, cache.misses)
+
+    async def sweep(self, *, progress: Progress | None = None) -> int:
+        """Delete expired sessions in batches of ``sweep_batch``; return the count.
+
+        ``progress`` is called with the running total after each batch.
+        """
+        await self._open()
+        return await sweep_until(self.store, self._clock(), self.sweep_batch, progress)
+
+    async def wipe(self, *, progress: Progress | None = None) -> int:
+        """Delete every session in the store; return the count. Users stay (``Accounts.wipe``).
+
+        Sessions go in batches of ``sweep_batch`` (``progress`` is called with
+        the running total after each), then whatever else the store keeps.
+        """
+        await self._open()
+        self._cache.clear()
+        total = await sweep_until(self.store, self._clock() + _FOREVER, self.sweep_batch, progress)
+        with fail_closed:
+            total += await self.store.wipe()
+        return total
