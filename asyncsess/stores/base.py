@@ -26,6 +26,9 @@ Rules every store keeps (each checked by :mod:`asyncsess.testing`):
   started (``insert``, ``replace``, ``delete`` then ``list_user``/``delete_user``);
   ``list_user`` returns records in no particular order; ``delete_user`` may
   spare a record inserted while it runs.
+- ``scan`` yields every record held when it started and still held when it
+  ended, as stored, in lists of 1 to ``batch`` records (a record written or
+  deleted meanwhile may or may not be among them, and one may come twice).
 
 A new backend is one module with a :class:`Store` subclass that passes the
 contract kit, :mod:`asyncsess.testing` (``StoreContract`` for pytest, or
@@ -42,7 +45,7 @@ another process holds it), so a fleet sweeps once per interval. Redis has it.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
@@ -187,6 +190,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def count(self, now: float) -> tuple[int, int]:
         """Return how many records are live (``expires_at > now``) and how many expired."""
+
+    @abc.abstractmethod
+    def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
+        """Yield every record the store holds, as stored, in lists of 1 to ``batch`` (>= 1).
+
+        What copies a store (:func:`asyncsess.migrate`). Expired records may be
+        included. Each call to the backend is bounded like any other; a record
+        written or deleted during the scan may or may not be yielded, and one may
+        be yielded twice (Redis's ``SCAN`` can).
+        """
 
     @abc.abstractmethod
     async def wipe(self) -> int:

@@ -29,7 +29,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar, TypeVarTuple
 from urllib.parse import unquote, urlsplit
@@ -408,6 +408,17 @@ class FileStore(Store):
     async def count(self, now: float) -> tuple[int, int]:
         """Read every record's expiry (one worker-thread call)."""
         return await _thread(self._count_sync, now)
+
+    def _names(self) -> list[str]:
+        return [name for name, _ in self._session_files() if not name.endswith(".tmp")]
+
+    async def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
+        """List the session files (one worker-thread call), then read ``batch`` per call."""
+        names = await _thread(self._names)
+        for start in range(0, len(names), batch):
+            records = await _thread(self._get_many_sync, names[start : start + batch], None)
+            if found := [record for record in records if record is not None]:
+                yield found
 
     async def wipe(self) -> int:
         """Delete every session file and marker (the key file stays)."""

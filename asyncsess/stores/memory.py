@@ -7,6 +7,7 @@ seal these records.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any, Self
 
 from .base import Record, RecordExists, Renewal, Store
@@ -107,6 +108,12 @@ class MemoryStore(Store):
         """Count live and expired records."""
         live = sum(r.expires_at > now for r in self._records.values())
         return live, len(self._records) - live
+
+    async def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
+        """Yield the records held when the scan started, ``batch`` at a time."""
+        records = list(self._records.values())
+        for start in range(0, len(records), batch):
+            yield records[start : start + batch]
 
     async def wipe(self) -> int:
         """Delete everything."""

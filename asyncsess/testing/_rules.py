@@ -13,6 +13,7 @@ import inspect
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 import anyio
@@ -219,6 +220,25 @@ async def sweep_and_count(store: Store) -> None:
     assert await store.count(now) == (live + 2, expired), "count after sweep is wrong"
 
 
+async def scan_everything(store: Store) -> None:
+    """scan(batch) yields every record held, as stored, in lists of 1 to ``batch``
+    records (anonymous ones included); a deleted record is not among them."""
+    user = _user()
+    records = [_record(user) for _ in range(4)] + [_record(""), _record(_user())]
+    deleted = _record(user)
+    for record in (*records, deleted):
+        await store.insert(record)
+    await store.delete(deleted.key)
+    seen: dict[str, Record] = {}
+    async with aclosing(store.scan(2)) as batches:
+        async for batch in batches:
+            assert 1 <= len(batch) <= 2, f"scan(2) yielded a list of {len(batch)} records"
+            seen.update((record.key, record) for record in batch)
+    missed = [record for record in records if seen.get(record.key) != record]
+    assert not missed, f"scan missed or altered {len(missed)} of {len(records)} records"
+    assert deleted.key not in seen, "scan yielded a deleted record"
+
+
 async def wipe_all(store: Store) -> None:
     """wipe deletes every record (returning how many) and every user's list; the store
     stays usable."""
@@ -260,6 +280,7 @@ RULES: tuple[Rule, ...] = tuple(
         per_user_lists,
         anonymous_records,
         sweep_and_count,
+        scan_everything,
         wipe_all,
     )
 )

@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from typing import Any, Self
 
@@ -112,6 +112,9 @@ class _Recorder(Store):
         raise NotImplementedError
 
     async def count(self, now: float) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
         raise NotImplementedError
 
     async def wipe(self) -> int:

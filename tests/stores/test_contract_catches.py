@@ -8,7 +8,7 @@ import dataclasses
 import subprocess
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
 import anyio
@@ -125,6 +125,19 @@ class CountSwapped(MemoryStore):
         return expired, live
 
 
+class ScanSkipsAnonymous(MemoryStore):
+    async def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
+        async for records in super().scan(batch):
+            if named := [r for r in records if r.user_ref]:
+                yield named
+
+
+class ScanIgnoresBatch(MemoryStore):
+    async def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
+        async for records in super().scan(10**9):
+            yield records
+
+
 class WipeKeepsRecords(MemoryStore):
     async def wipe(self) -> int:
         return len(self)
@@ -144,6 +157,8 @@ BROKEN = [
     (ListsAnonymous, "anonymous_records"),
     (SweepIgnoresLimit, "sweep_and_count"),
     (CountSwapped, "sweep_and_count"),
+    (ScanSkipsAnonymous, "scan_everything"),
+    (ScanIgnoresBatch, "scan_everything"),
     (WipeKeepsRecords, "wipe_all"),
 ]
 

@@ -24,8 +24,9 @@ of that API, is not supported.)
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar, Self, TypeVar
 
 from pymongo import AsyncMongoClient
@@ -284,6 +285,21 @@ class MongoStore(Store):
             return int(live), int(expired)
 
         return await self._run("count", count_both)
+
+    async def _page(self, query: dict[str, Any], batch: int) -> list[Record]:
+        cursor = self._collection.find(query).sort("_id", 1).limit(batch)
+        return [_record(doc) async for doc in cursor]
+
+    async def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
+        """Yield every record in ``_id`` order: one ``find`` per ``batch`` (keyset pages)."""
+        query: dict[str, Any] = {}
+        while True:
+            records = await self._run("scan", partial(self._page, query, batch))
+            if records:
+                yield records
+            if len(records) < batch:
+                return
+            query = {"_id": {"$gt": records[-1].key}}
 
     async def wipe(self) -> int:
         """Delete every session in the collection (its indexes stay); return the count."""

@@ -55,6 +55,7 @@ from ..base import Record, RecordExists, Renewal, Store
 from . import scripts
 from .client import Caller, client_from_url
 from .direct import IDLE, DirectReads
+from .scan import scan as _scan_records
 from .scripts import Runner, pack, unpack
 from .scripts import ms as _ms
 
@@ -390,6 +391,10 @@ class RedisStore(Store):
                         live += expires_at > now
                         expired += expires_at <= now
         return live, expired
+
+    def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
+        """Yield every record: ``SCAN`` (every primary), one pipelined ``GET`` per ``batch``."""
+        return _scan_records(self, batch)
 
     async def wipe(self) -> int:
         """Delete every key under the prefix (SCAN, never KEYS); return the records deleted."""

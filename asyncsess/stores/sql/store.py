@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, Final, Self
 
@@ -35,6 +35,7 @@ from .engine import (
     guarded,
     reason,
 )
+from .scan import scan_rows
 from .schema import DEFAULT_TABLE, metadata, sessions_table
 
 __all__ = ["SQLStore"]
@@ -407,6 +408,11 @@ class SQLStore(Store):
         async with self._connect() as conn:
             row = (await conn.execute(sa.select(live, sa.func.count()).select_from(t))).one()
         return int(row[0]), int(row[1]) - int(row[0])
+
+    async def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
+        """Yield every record in key order: one keyset-paged ``SELECT`` per ``batch``."""
+        async for rows in scan_rows(self, batch):
+            yield [_record(row) for row in rows]
 
     async def wipe(self) -> int:
         """Delete every record in the table; return the count."""
