@@ -10,6 +10,7 @@ from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import InvalidPassword as InvalidPassword
 from .exceptions import InvalidUsername as InvalidUsername
 from .exceptions import LoginThrottled as LoginThrottled
+from .exceptions import MigrationIncomplete as MigrationIncomplete
 from .exceptions import MissingDependency as MissingDependency
 from .exceptions import SessionConflict as SessionConflict
 from .exceptions import StoreError as StoreError
@@ -17,6 +18,8 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .exceptions import UnknownUser as UnknownUser
 from .exceptions import UserExists as UserExists
 from .manager import SessionManager as SessionManager
+from .migration import MigrationResult as MigrationResult
+from .migration import migrate as migrate
 from .ratelimit import Decision as Decision
 from .ratelimit import RateLimiter as RateLimiter
 from .session import Session as Session
@@ -40,6 +43,8 @@ __all__ = [
     "InvalidUsername",
     "LoginLimits",
     "LoginThrottled",
+    "MigrationIncomplete",
+    "MigrationResult",
     "MissingDependency",
     "PasswordHasher",
     "RateLimiter",
@@ -58,5 +63,6 @@ __all__ = [
     "User",
     "UserExists",
     "__version__",
+    "migrate",
     "open_store",
 ]

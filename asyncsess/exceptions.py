@@ -11,6 +11,8 @@ errors are mapped to the most specific class here and chained (``from exc``)::
     │   └── RecordExists          a store's insert found the key taken (for store authors:
     │                             ``asyncsess.stores.base.RecordExists``)
     ├── SessionConflict           a versioned update lost against a concurrent one
+    ├── MigrationIncomplete       ``migrate`` left the target with fewer live sessions than
+    │                             the source (created meanwhile): run it again
     └── AccountError              an accounts operation was refused
         ├── InvalidUsername       the username is empty, too long or has control characters
         ├── InvalidPassword       the password is empty, too long, too short (new), the
@@ -28,6 +30,10 @@ is never turned into a valid session: it raises :class:`StoreUnavailable`
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .migration import MigrationResult
 
 __all__ = [
     "AccountError",
@@ -36,6 +42,7 @@ __all__ = [
     "InvalidPassword",
     "InvalidUsername",
     "LoginThrottled",
+    "MigrationIncomplete",
     "MissingDependency",
     "SessionConflict",
     "StoreError",
@@ -89,6 +96,22 @@ class SessionConflict(AsyncsessError):
                 "validate again and retry with the new version"
             )
         super().__init__(message)
+
+
+class MigrationIncomplete(AsyncsessError):
+    """The target holds fewer live sessions than the source after a :func:`asyncsess.migrate` run.
+
+    Sessions were created or renewed in the source while it was copied; run
+    the migration again (it resumes). ``result`` is what the run did.
+    """
+
+    def __init__(self, result: MigrationResult) -> None:
+        self.result = result
+        super().__init__(
+            f"the target holds {result.target_live} live sessions, the source "
+            f"{result.source_live}: sessions were created or renewed in the source during "
+            "the copy; run the migration again (it resumes: what is there is skipped)"
+        )
 
 
 class AccountError(AsyncsessError):

@@ -9,9 +9,10 @@ import asyncsess
 EXPECTED = {
     "AccountError", "Accounts", "AsyncsessError", "ConfigurationError", "Decision",
     "InvalidPassword", "InvalidUsername", "LoginLimits", "LoginThrottled", "MissingDependency",
-    "PasswordHasher", "RateLimiter", "Record", "RecordExists", "Renewal", "Session",
-    "SessionConflict", "SessionInfo", "Stats", "SessionManager", "Store", "StoreError",
-    "StoreUnavailable", "UnknownUser", "User", "UserExists", "__version__", "open_store",
+    "MigrationIncomplete", "MigrationResult", "PasswordHasher", "RateLimiter", "Record",
+    "RecordExists", "Renewal", "Session", "SessionConflict", "SessionInfo", "Stats",
+    "SessionManager", "Store", "StoreError", "StoreUnavailable", "UnknownUser", "User",
+    "UserExists", "__version__", "migrate", "open_store",
 }  # fmt: skip
 
 
