@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Awaitable, Callable
+from typing import TextIO, TypeVar
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "tracked"]
+
+T = TypeVar("T")
 
 
 class Progress:
@@ -41,3 +44,26 @@ class Progress:
                 self.update(done, force=True)
             self.stream.write("\n")
             self.stream.flush()
+
+
+async def tracked(
+    label: str, total: int, run: Callable[[Callable[[int], None]], Awaitable[T]]
+) -> T:
+    """Await ``run(update)``, drawing a bar on stderr from the counts it passes ``update``.
+
+    The bar ends at the last count, or at the result when that is a count.
+    """
+    bar, done = Progress(label, total), 0
+
+    def update(count: int) -> None:
+        nonlocal done
+        done = count
+        bar.update(count)
+
+    try:
+        result = await run(update)
+        if isinstance(result, int):
+            done = result
+        return result
+    finally:
+        bar.close(done)

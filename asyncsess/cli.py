@@ -3,16 +3,18 @@
 Every command takes the store as ``--url`` or ``ASYNCSESS_URL`` and the
 secret(s) as ``--secret`` or ``ASYNCSESS_SECRET`` (prefer the variable: a
 command line is visible to other users); the other ``ASYNCSESS_*`` settings
-apply too. ``sweep``, ``wipe`` and ``stats`` need no secret.
+apply too. ``sweep``, ``wipe`` and ``stats`` need no secret. ``migrate FROM_URL
+TO_URL`` takes its two stores as arguments and needs no secret either.
 
-Only ``demo`` and ``users create`` may create a database, a table or a
-session directory: every other command refuses a SQLite file or a directory
-that does not exist, or an SQL database without the sessions table (exit 2,
-nothing created), so a typo in ``--url`` is not reported as a success.
+Only ``demo``, ``users create`` and the target of ``migrate`` may create a
+database, a table or a session directory: every other command refuses a
+SQLite file or a directory that does not exist, or an SQL database without
+the sessions table (exit 2, nothing created), so a typo in a URL is not
+reported as a success.
 
 A result is one line on stdout (``swept 12 expired sessions``); messages go
 to stderr, prefixed ``asyncsess:``. A progress bar is drawn on stderr during
-long sweeps and wipes when stderr is a terminal. Exit codes:
+long sweeps, wipes and migrations when stderr is a terminal. Exit codes:
 
 ===  ========================================================================
 0    done
@@ -39,7 +41,8 @@ from urllib.request import url2pathname
 import anyio
 
 from . import __version__
-from ._progress import Progress
+from ._cli_migrate import add_migrate, migrate_command
+from ._progress import tracked
 from .exceptions import AsyncsessError, ConfigurationError
 from .manager import SessionManager
 
@@ -128,24 +131,6 @@ def _needs_no_secret(args: argparse.Namespace) -> bool:
     return args.command in ("sweep", "wipe", "stats")
 
 
-async def _batches(
-    label: str, total: int, run: Callable[[Callable[[int], None]], Awaitable[int]]
-) -> int:
-    """Run a batched sweep or wipe, drawing a progress bar on stderr from its callbacks."""
-    bar, done = Progress(label, total), 0
-
-    def update(count: int) -> None:
-        nonlocal done
-        done = count
-        bar.update(count)
-
-    try:
-        done = await run(update)
-        return done
-    finally:
-        bar.close(done)
-
-
 async def _demo(mgr: SessionManager, args: argparse.Namespace) -> None:
     token = await mgr.create("demo-user", {"role": "demo"})
     print(f"created   a session for demo-user (token {token[:6]}…, stored only as a hash)")
@@ -165,13 +150,13 @@ async def _stats(mgr: SessionManager, args: argparse.Namespace) -> None:
 
 async def _sweep(mgr: SessionManager, args: argparse.Namespace) -> None:
     _, expired = await mgr.count()
-    swept = await _batches("sweeping", expired, lambda bar: mgr.sweep(progress=bar))
+    swept = await tracked("sweeping", expired, lambda bar: mgr.sweep(progress=bar))
     print(f"swept {swept} expired sessions")
 
 
 async def _wipe(mgr: SessionManager, args: argparse.Namespace) -> None:
     total = sum(await mgr.count())
-    wiped = await _batches("wiping", total, lambda bar: mgr.wipe(progress=bar))
+    wiped = await tracked("wiping", total, lambda bar: mgr.wipe(progress=bar))
     print(f"wiped {wiped} sessions")
 
 
@@ -261,6 +246,7 @@ examples:
   ASYNCSESS_URL=sqlite+aiosqlite:///app.db asyncsess stats
   asyncsess --url redis://localhost/0 revoke-user 8f3c2a
   asyncsess --url file:///var/lib/app/sessions wipe --yes
+  asyncsess migrate sqlite+aiosqlite:///app.db postgresql+asyncpg://app@db/app
 
 exit codes: 0 done, 1 failed, 2 usage, 3 refused (wipe not confirmed; nothing deleted)
 """
@@ -281,7 +267,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="asyncsess",
         parents=[common],
         description="Chores on an asyncsess session store: sweep expired sessions, wipe "
-        "everything, count, end a user's sessions, manage user accounts.",
+        "everything, count, end a user's sessions, manage user accounts, copy every session "
+        "to another store.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -293,6 +280,7 @@ def _parser() -> argparse.ArgumentParser:
             name, parents=[common], help=text, description=f"{text}. {more}"
         )
         commands[name].set_defaults(run=run)
+    add_migrate(sub)
     commands["wipe"].add_argument("--yes", action="store_true", help="delete without asking")
     commands["revoke-user"].add_argument(
         "user_id", metavar="USER_ID", help="the user id the sessions belong to"
@@ -329,13 +317,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.url = args.url or "memory://"
         if not (args.secret or os.environ.get("ASYNCSESS_SECRET")):
             args.secret = secrets.token_urlsafe(32)
-    run: Command = args.run
 
     async def go(mgr: SessionManager) -> None:
+        run: Command = args.run
         async with mgr:
             await run(mgr, args)
 
     try:
+        if args.command == "migrate":
+            _must_exist(args.source)
+            options = {"create_table": False} if _is_sql(args.source) else {}
+            anyio.run(migrate_command, args, options)
+            return EXIT_OK
         if not args.url:
             raise _Usage("no store: pass --url URL or set ASYNCSESS_URL")
         if args.command == "wipe":
