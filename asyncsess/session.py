@@ -106,6 +106,11 @@ class Stats:
     yet); the ``cache_*`` figures are this manager's decoded-session cache:
     sessions kept, their estimated bytes, and validates it answered (hits) or
     had to open a record for (misses) since the manager was made.
+
+    The ``near_cache_*`` figures are the near cache's (all 0 when it is off):
+    sessions kept, validates answered from process memory (hits) or sent to
+    the store (misses), invalidations received from the store's channel, and
+    channel resets (the channel was lost and the whole cache dropped).
     """
 
     live: int
@@ -114,3 +119,8 @@ class Stats:
     cache_bytes: int
     cache_hits: int
     cache_misses: int
+    near_cache_entries: int = 0
+    near_cache_hits: int = 0
+    near_cache_misses: int = 0
+    near_cache_invalidations: int = 0
+    near_cache_resets: int = 0
