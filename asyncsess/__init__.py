@@ -18,6 +18,10 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .exceptions import UnknownUser as UnknownUser
 from .exceptions import UserExists as UserExists
 from .manager import SessionManager as SessionManager
+from .observe import Event as Event
+from .observe import Events as Events
+from .observe import Subscription as Subscription
+from .observe import Telemetry as Telemetry
 from .migration import MigrationResult as MigrationResult
 from .migration import migrate as migrate
 from .ratelimit import Decision as Decision
@@ -39,6 +43,8 @@ __all__ = [
     "AsyncsessError",
     "ConfigurationError",
     "Decision",
+    "Event",
+    "Events",
     "InvalidPassword",
     "InvalidUsername",
     "LoginLimits",
@@ -59,6 +65,8 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "Subscription",
+    "Telemetry",
     "UnknownUser",
     "User",
     "UserExists",

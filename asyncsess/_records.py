@@ -1,9 +1,10 @@
 """A manager's session records on its store: the writes behind the public API.
 
-Open one, find one, create, rotate or update one, end one by id or all of a
-user's, list a user's, trim a user's oldest. Policy-free helpers of
-:class:`~asyncsess.SessionManager`; every store failure is mapped to a
-:class:`~asyncsess.StoreError` (fail closed).
+Open one, find one, create, rotate or update one, end one (by token or by
+id) or all of a user's, list a user's, trim a user's oldest. Policy-free
+helpers of :class:`~asyncsess.SessionManager`; every store failure is mapped
+to a :class:`~asyncsess.StoreError` (fail closed). Each change is emitted as
+a lifecycle event (:mod:`asyncsess.observe.events`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 from ._cache import DecodeCache
 from ._codec import Codec
 from .exceptions import SessionConflict, fail_closed
+from .observe.events import Events
 from .session import Session, SessionInfo, freeze
 from .stores.base import Record, Store
 from .tokens import new_token
@@ -43,9 +45,9 @@ def live(record: Record | None, now: float) -> bool:
 
 
 class Records:
-    """One manager's records: its store, codec and cache, and its two timeouts."""
+    """One manager's records: its store, codec, cache and events, and its two timeouts."""
 
-    __slots__ = ("absolute_timeout", "cache", "clock", "codec", "idle_timeout", "store")
+    __slots__ = ("absolute_timeout", "cache", "clock", "codec", "events", "idle_timeout", "store")
 
     def __init__(
         self,
@@ -56,8 +58,10 @@ class Records:
         idle_timeout: float,
         absolute_timeout: float,
         clock: Callable[[], float],
+        events: Events,
     ) -> None:
         self.store, self.codec, self.cache, self.clock = store, codec, cache, clock
+        self.events = events
         self.idle_timeout, self.absolute_timeout = idle_timeout, absolute_timeout
 
     def _opens(self, token: str, record: Record) -> tuple[str | None, dict[str, Any]] | None:
@@ -124,8 +128,20 @@ class Records:
         record = self.codec.record(token, user_id, data, 1, now, expires, absolute)
         with fail_closed:
             await self.store.insert(record)
+        self.events.emit("created", session_id=record.key, user_id=user_id, occurred=now)
         if limit is not None and user_id is not None:
             await self.trim(user_id, record.key, now, limit)
+
+    async def revoke(self, key: str, token: str) -> bool:
+        """End the session of ``token`` (store key ``key``); ``True`` if it existed."""
+        found = await self.find(key, token) if "revoked" in self.events.wanted else None
+        self.cache.drop(key)
+        with fail_closed:
+            ended = await self.store.delete(key)
+        if ended:  # its user is known when someone wants to hear of it and it was live
+            user_id = None if found is None else found.user_id
+            self.events.emit("revoked", session_id=key, user_id=user_id)
+        return ended
 
     async def end(self, session_id: object, user_id: str) -> bool:
         """End the live session ``session_id`` if it is one of ``user_id``'s."""
@@ -138,17 +154,22 @@ class Records:
             if not record.user_ref or record.user_ref not in self.codec.user_refs(user_id):
                 return False
             self.cache.drop(session_id)
-            return await self.store.delete(session_id)
+            ended = await self.store.delete(session_id)
+        if ended:
+            self.events.emit("revoked", session_id=session_id, user_id=user_id)
+        return ended
 
     async def end_user(self, user_id: str, keep: str | None) -> int:
         """End every session of ``user_id`` under every reference but ``keep``'s; the count."""
         with fail_closed:
-            return sum(
+            count = sum(
                 [
                     await self.store.delete_user(ref, keep=keep)
                     for ref in self.codec.user_refs(user_id)
                 ]
             )
+        self.events.emit("revoked_all", user_id=user_id, count=count)
+        return count
 
     async def infos(self, user_id: str) -> list[SessionInfo]:
         """The live sessions of ``user_id``, oldest first, as :class:`SessionInfo`."""
@@ -174,7 +195,8 @@ class Records:
         with fail_closed:
             for record in older[: max(0, len(older) + 1 - limit)]:
                 self.cache.drop(record.key)
-                await self.store.delete(record.key)
+                if await self.store.delete(record.key):
+                    self.events.emit("revoked", session_id=record.key, user_id=user_id)
 
     async def rotate(self, key: str, token: str) -> str | None:
         """Move the session of ``token`` to a new token (see ``SessionManager.rotate``)."""
@@ -190,6 +212,10 @@ class Records:
             with fail_closed:
                 await self.store.insert(rotated)
                 if await self.store.delete(key, expected_version=version):
+                    self.events.wrote(rotated.key, found.now)
+                    self.events.emit(
+                        "rotated", session_id=rotated.key, previous_id=key, user_id=found.user_id
+                    )
                     return new
                 await self.store.delete(rotated.key)  # changed or ended meanwhile: read again
         assert found is not None
@@ -208,6 +234,8 @@ class Records:
             new = self.successor(found, token, data, current + 1)
             with fail_closed:
                 if await self.store.replace(new, expected_version=current):
+                    self.events.wrote(key, found.now)
+                    self.events.emit("updated", session_id=key, user_id=found.user_id)
                     return True
             if version is not None:
                 now = await self.find(key, token)

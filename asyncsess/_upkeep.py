@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from ._cache import DecodeCache
 from ._sweeper import Progress, sweep_until
 from .exceptions import fail_closed
+from .observe.observer import Observer, observed
 from .session import Stats
 from .stores.base import Store
 
@@ -28,6 +29,7 @@ class Upkeep:
     _cache: DecodeCache
     _clock: Callable[[], float]
     _open: Callable[[], Awaitable[None]]
+    _observer: Observer
 
     async def count(self) -> tuple[int, int]:
         """Return how many sessions the store holds that are live, and expired (not swept)."""
@@ -39,15 +41,22 @@ class Upkeep:
         """The store's live and expired sessions (:meth:`count`) and the cache's figures."""
         live, expired = await self.count()
         cache = self._cache
-        return Stats(live, expired, len(cache), cache.size, cache.hits, cache.misses)
+        stats = Stats(live, expired, len(cache), cache.size, cache.hits, cache.misses)
+        self._observer.saw_stats(stats)  # the sessions gauge reports the last figures
+        return stats
 
+    @observed("sweep")
     async def sweep(self, *, progress: Progress | None = None) -> int:
         """Delete expired sessions in batches of ``sweep_batch``; return the count.
 
-        ``progress`` is called with the running total after each batch.
+        ``progress`` is called with the running total after each batch. The
+        count is emitted as an ``expired`` event when it is not 0.
         """
         await self._open()
-        return await sweep_until(self.store, self._clock(), self.sweep_batch, progress)
+        swept = await sweep_until(self.store, self._clock(), self.sweep_batch, progress)
+        if swept:
+            self._observer.events.emit("expired", count=swept)
+        return swept
 
     async def wipe(self, *, progress: Progress | None = None) -> int:
         """Delete every session in the store; return the count. Users stay (``Accounts.wipe``).

@@ -8,7 +8,7 @@ building the parts from the arguments in :mod:`asyncsess._setup` (settings in
 and other record-level work in :mod:`asyncsess._records`, the decoded-session
 cache in :mod:`asyncsess._cache`, the sweeper in :mod:`asyncsess._sweeper`,
 batching in :mod:`asyncsess._batching`, the accounts wiring in
-:mod:`asyncsess.accounts.login`.
+:mod:`asyncsess.accounts.login`, telemetry and events in :mod:`asyncsess.observe`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from .accounts.core import Accounts
 from .accounts.login import LoginDesk, LoginMethods
 from .config import check_fraction, check_size, duration, settings_from_env, settings_from_mapping
 from .exceptions import AsyncsessError, fail_closed, store_failure
+from .observe.events import Events
+from .observe.observer import Observer, observed
+from .observe.telemetry import Telemetry, store_kind
 from .ratelimit import RateLimiter
 from .sealing import normalize_secrets
 from .session import Session, SessionInfo
@@ -79,6 +82,13 @@ class SessionManager(Upkeep, LoginMethods):
     ``max_data_bytes`` bounds a session's data (as JSON): larger data raises
     ``ValueError`` (``None``: no bound). ``max_sessions_per_user``, when set,
     ends a user's oldest sessions when a new one would exceed it.
+
+    ``telemetry`` reports spans and metrics to OpenTelemetry: by default
+    through the app's global providers whenever ``opentelemetry-api`` is
+    installed, at no cost until an SDK is configured (see
+    :class:`~asyncsess.Telemetry`; ``False``: never). :attr:`events`
+    delivers lifecycle events (created, revoked, login failed...) to
+    subscribers, for audit logs (:mod:`asyncsess.observe.events`).
     """
 
     def __init__(
@@ -101,6 +111,7 @@ class SessionManager(Upkeep, LoginMethods):
         accounts: Accounts | None = None,
         login_limiter: RateLimiter | None = None,
         client_limiter: RateLimiter | None = None,
+        telemetry: bool | Telemetry | None = None,
     ) -> None:
         self.store, self._owns_store = store_from(store, store_options)
         self.idle_timeout = duration(idle_timeout, "idle_timeout")
@@ -118,6 +129,15 @@ class SessionManager(Upkeep, LoginMethods):
         )
         self.privacy_mode = privacy_mode
         self._clock = clock or time.time
+        url = store if isinstance(store, str) else None
+        self._observer = Observer(
+            telemetry,
+            store=store_kind(self.store, url),
+            clock=self._clock,
+            idle_timeout=self.idle_timeout,
+        )
+        #: Lifecycle events: ``mgr.events.subscribe(callback)`` (see :class:`~asyncsess.Events`).
+        self.events: Events = self._observer.events
         self._in_process = in_process = not type(self.store).persistent
         self._sealed = privacy_mode and not in_process
         secrets = normalize_secrets(secret)
@@ -131,6 +151,7 @@ class SessionManager(Upkeep, LoginMethods):
             idle_timeout=self.idle_timeout,
             absolute_timeout=self.absolute_timeout,
             clock=self._clock,
+            events=self.events,
         )
         self._batcher = batcher_for(self.store)
         self._opened = False
@@ -146,11 +167,13 @@ class SessionManager(Upkeep, LoginMethods):
             clock=self._clock,
             login_limiter=login_limiter,
             client_limiter=client_limiter,
+            events=self.events,
         )
         self.accounts = accounts
         self.login_limiter = login_limiter
         self.client_limiter = client_limiter
         self._background += [limiter.cleanup_task for limiter in self._desk.limiters()]
+        self._background += self._observer.tasks(self.stats)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Self:
@@ -226,6 +249,7 @@ class SessionManager(Upkeep, LoginMethods):
 
     # -- the public API --------------------------------------------------
 
+    @observed("create")
     async def create(self, user_id: str | None, data: Mapping[str, Any] | None = None) -> str:
         """Start a session for ``user_id`` and return its token.
 
@@ -262,6 +286,9 @@ class SessionManager(Upkeep, LoginMethods):
         when the store fails: never a session it could not check.
         """
         # The hot path: written out inline, without helper coroutines.
+        watch = self._observer.on  # something to report (asyncsess.observe)? else one check
+        if watch and self._observer.wraps():
+            return await self._observer.validate(self.validate, token)
         key = lookup_key(token)
         if key is None:
             return None
@@ -285,12 +312,16 @@ class SessionManager(Upkeep, LoginMethods):
         except Exception as exc:
             raise store_failure(exc) from exc
         if record is None or record.expires_at <= now or record.absolute_at <= now:
-            return None
-        session = self._cache.get(record)
-        if session is not None:
-            return session
-        return await self._records.open(cast(str, token), record)  # a str: it has a lookup key
+            session = None
+        else:
+            session = self._cache.get(record)
+            if session is None:  # a str: it has a lookup key
+                session = await self._records.open(cast(str, token), record)
+        if watch:
+            self._observer.validated(record, session, now)
+        return session
 
+    @observed("revoke")
     async def revoke(self, token: object) -> bool:
         """End the session of ``token``; ``True`` if it existed.
 
@@ -298,12 +329,9 @@ class SessionManager(Upkeep, LoginMethods):
         :class:`~asyncsess.StoreError`) when the store fails.
         """
         key = await self._key(token)
-        if key is None:
-            return False
-        self._cache.drop(key)
-        with fail_closed:
-            return await self.store.delete(key)
+        return False if key is None else await self._records.revoke(key, cast(str, token))
 
+    @observed("revoke_all")
     async def revoke_all(self, user_id: str, *, keep: object = None) -> int:
         """End every session of ``user_id`` (but the one of token ``keep``); return the count.
 
@@ -313,6 +341,7 @@ class SessionManager(Upkeep, LoginMethods):
         await self._open()
         return await self._records.end_user(user_id, lookup_key(keep))
 
+    @observed("revoke_session")
     async def revoke_session(self, session_id: object, *, user_id: str) -> bool:
         """End one of ``user_id``'s sessions by its id (:attr:`Session.id`, :attr:`SessionInfo.id`).
 
@@ -341,6 +370,7 @@ class SessionManager(Upkeep, LoginMethods):
             await self._open()
         return key
 
+    @observed("rotate")
     async def rotate(self, token: object) -> str | None:
         """Move the session of ``token`` to a new token and end the old one.
 
@@ -353,6 +383,7 @@ class SessionManager(Upkeep, LoginMethods):
         key = await self._key(token)
         return None if key is None else await self._records.rotate(key, cast(str, token))
 
+    @observed("update")
     async def update(
         self, token: object, data: Mapping[str, Any], *, version: int | None = None
     ) -> bool:

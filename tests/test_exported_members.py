@@ -7,7 +7,8 @@ from types import ModuleType
 import asyncsess
 
 EXPECTED = {
-    "AccountError", "Accounts", "AsyncsessError", "ConfigurationError", "Decision",
+    "AccountError", "Accounts", "AsyncsessError", "ConfigurationError", "Decision", "Event",
+    "Events", "Subscription", "Telemetry",
     "InvalidPassword", "InvalidUsername", "LoginLimits", "LoginThrottled", "MissingDependency",
     "MigrationIncomplete", "MigrationResult", "PasswordHasher", "RateLimiter", "Record",
     "RecordExists", "Renewal", "Session", "SessionConflict", "SessionInfo", "Stats",
@@ -40,7 +41,7 @@ def test_importing_asyncsess_imports_no_driver() -> None:
     import sys
 
     drivers = ["redis", "sqlalchemy", "pymongo", "aiosqlite", "asyncpg", "asyncmy", "argon2",
-               "aiofiles", "starlette", "aiohttp"]  # fmt: skip
+               "aiofiles", "starlette", "aiohttp", "opentelemetry"]  # fmt: skip
     code = f"import sys, asyncsess; print([m for m in {drivers!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -7,10 +7,10 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import anyio
 
@@ -28,7 +28,7 @@ from .user import (
     normalize_username,
 )
 
-__all__ = ["Accounts", "PasswordCheck", "UserHook"]
+__all__ = ["AccountChange", "Accounts", "PasswordCheck", "UserHook"]
 
 log = logging.getLogger("asyncsess.accounts")
 
@@ -36,6 +36,9 @@ log = logging.getLogger("asyncsess.accounts")
 UserHook = Callable[[User], Awaitable[object]]
 #: Awaited with a new password (normalised); ``False`` refuses it (e.g. found in a breach).
 PasswordCheck = Callable[[str], Awaitable[bool]]
+#: What :meth:`Accounts.subscribe` hooks can be told of.
+AccountChange = Literal["password_changed", "user_deleted"]
+_CHANGES: frozenset[AccountChange] = frozenset({"password_changed", "user_deleted"})
 
 
 def _user(record: UserRecord) -> User:
@@ -101,7 +104,7 @@ class Accounts:
         self.password_check = password_check
         self.on_password_change: UserHook | None = None
         self.on_delete: UserHook | None = None
-        self._subscribers: list[Callable[[], UserHook | None]] = []
+        self._subscribers: list[tuple[Callable[[], UserHook | None], frozenset[AccountChange]]] = []
         self._opened = False
         self._open_lock = anyio.Lock()
 
@@ -117,27 +120,32 @@ class Accounts:
                 await self.hasher.prepare()
                 self._opened = True
 
-    def subscribe(self, hook: UserHook) -> None:
-        """Also await ``hook(user)`` after every password change and deletion.
+    def subscribe(self, hook: UserHook, *, on: Collection[AccountChange] = _CHANGES) -> None:
+        """Also await ``hook(user)`` after every password change and deletion (or those in ``on``).
 
         Subscribers run before the app's ``on_password_change`` / ``on_delete``;
         a bound method is held weakly (a manager that is gone drops out). Each
         hook runs even if an earlier one raised; the first error is raised after.
         """
+        changes = frozenset(on)
+        if not changes <= _CHANGES:
+            raise ValueError(f"on must name some of {sorted(_CHANGES)}, not {sorted(changes)}")
         if inspect.ismethod(hook):
-            self._subscribers.append(weakref.WeakMethod(hook))
+            self._subscribers.append((weakref.WeakMethod(hook), changes))
         else:
-            self._subscribers.append(lambda: hook)
+            self._subscribers.append(((lambda: hook), changes))
 
     def unsubscribe(self, hook: UserHook) -> bool:
         """Stop awaiting ``hook`` (as given to :meth:`subscribe`); ``True`` if it was there."""
         before = len(self._subscribers)
-        self._subscribers = [ref for ref in self._subscribers if ref() not in (hook, None)]
+        self._subscribers = [sub for sub in self._subscribers if sub[0]() not in (hook, None)]
         return len(self._subscribers) < before
 
-    async def _notify(self, user: User, own: UserHook | None) -> None:
-        hooks = [hook for ref in self._subscribers if (hook := ref()) is not None]
-        self._subscribers = [ref for ref in self._subscribers if ref() is not None]
+    async def _notify(self, user: User, own: UserHook | None, change: AccountChange) -> None:
+        hooks = [
+            hook for ref, on in self._subscribers if change in on and (hook := ref()) is not None
+        ]
+        self._subscribers = [sub for sub in self._subscribers if sub[0]() is not None]
         error: Exception | None = None
         for hook in [*hooks, own] if own is not None else hooks:
             try:
@@ -279,7 +287,7 @@ class Accounts:
         encoded = await self.hasher.hash(plain)
         if not await self.users.set_hash(record.id, record.password_hash, encoded):
             return False
-        await self._notify(_user(record), self.on_password_change)
+        await self._notify(_user(record), self.on_password_change, "password_changed")
         return True
 
     async def delete_user(self, username: object) -> bool:
@@ -296,7 +304,7 @@ class Accounts:
         record = await self.users.get(name)
         if record is None or not await self.users.delete(record.id):
             return False
-        await self._notify(_user(record), self.on_delete)
+        await self._notify(_user(record), self.on_delete, "user_deleted")
         return True
 
     async def count_users(self) -> int:

@@ -18,7 +18,9 @@ so the policy lives here once:
    cart carried over) and ``{"username": user.username}`` as its data.
 
 Limiters hash their keys under a secret, so neither usernames nor addresses
-are stored.
+are stored. The manager's events get ``login_succeeded``, ``login_failed``
+and ``login_throttled``, and the accounts' ``password_changed`` and
+``user_deleted`` (:mod:`asyncsess.observe.events`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from ..exceptions import AccountError, ConfigurationError
+from ..exceptions import AccountError, ConfigurationError, LoginThrottled
+from ..observe.events import Events
+from ..observe.observer import Observer, observed
 from ..ratelimit import RateLimiter
+from ..tokens import token_key
 from .core import Accounts
 from .devices import DeviceTokens
 from .throttle import LoginLimits
@@ -77,6 +82,27 @@ async def login(
     return await sessions.create(user.id, data={**(data or {}), "username": user.username})
 
 
+class _Creator:
+    """The manager's ``create``, noting the user a login started a session for."""
+
+    __slots__ = ("sessions", "user_id")
+
+    def __init__(self, sessions: SessionCreator) -> None:
+        self.sessions = sessions
+        self.user_id: str | None = None
+
+    async def create(self, user_id: str, data: Mapping[str, Any] | None = None) -> str:
+        self.user_id = user_id
+        return await self.sessions.create(user_id, data)
+
+
+def _username(username: object) -> str | None:
+    try:
+        return normalize_username(username)
+    except AccountError:
+        return None  # no user can have it: not worth an audit line's room
+
+
 class LoginDesk:
     """A manager's accounts wiring: login limits, device tokens, ending a deleted user's sessions.
 
@@ -86,10 +112,11 @@ class LoginDesk:
     sessions end; the app's own hooks stay) and puts the manager's limiters in
     place of the accounts' own. Device tokens are signed under ``secrets``; an
     in-process manager without one signs with a per-process key; a persistent
-    one without a secret issues none.
+    one without a secret issues none. Logins, password changes and deletions
+    are emitted on ``events``.
     """
 
-    __slots__ = ("accounts", "devices", "limits", "sessions")
+    __slots__ = ("accounts", "devices", "events", "limits", "sessions")
 
     def __init__(
         self,
@@ -102,6 +129,7 @@ class LoginDesk:
         clock: Callable[[], float],
         login_limiter: RateLimiter | None = None,
         client_limiter: RateLimiter | None = None,
+        events: Events | None = None,
     ) -> None:
         if accounts is not None and not isinstance(accounts, Accounts):
             raise ConfigurationError(f"accounts must be an Accounts, not {type(accounts).__name__}")
@@ -110,12 +138,21 @@ class LoginDesk:
                 raise ConfigurationError(f"{name} must be a RateLimiter, not {limiter!r}")
         self.sessions = sessions
         self.accounts = accounts
+        self.events = emitted = events if events is not None else Events(clock)
         self.limits: LoginLimits | None = None
         if accounts is not None:
+
+            async def changed(user: User) -> None:
+                emitted.emit("password_changed", user_id=user.id, username=user.username)
+
+            async def deleted(user: User) -> None:
+                emitted.emit("user_deleted", user_id=user.id, username=user.username)
 
             async def end(user: User) -> None:
                 await end_sessions(user.id)
 
+            accounts.subscribe(changed, on={"password_changed"})
+            accounts.subscribe(deleted, on={"user_deleted"})
             accounts.subscribe(end)
             self.limits = accounts.limits.replace(username=login_limiter, client=client_limiter)
         self.devices = (
@@ -144,17 +181,34 @@ class LoginDesk:
             raise ConfigurationError(
                 "login needs accounts: SessionManager(..., accounts=Accounts(store))"
             )
-        return await login(
-            self.sessions,
-            self.accounts,
-            username,
-            password,
-            client=client,
-            device=device,
-            data=data,
-            limits=self.limits,
-            devices=self.devices,
-        )
+        creator = _Creator(self.sessions)
+        try:
+            token = await login(
+                creator,
+                self.accounts,
+                username,
+                password,
+                client=client,
+                device=device,
+                data=data,
+                limits=self.limits,
+                devices=self.devices,
+            )
+        except LoginThrottled as exc:
+            name = _username(username)
+            self.events.emit("login_throttled", username=name, client=client, scope=exc.scope)
+            raise
+        if token is None:
+            self.events.emit("login_failed", username=_username(username), client=client)
+        else:
+            self.events.emit(
+                "login_succeeded",
+                session_id=token_key(token),
+                user_id=creator.user_id,
+                username=_username(username),
+                client=client,
+            )
+        return token
 
     def device_token(self, username: str) -> str:
         """Issue a device token for ``username`` (see ``SessionManager.device_token``)."""
@@ -170,8 +224,10 @@ class LoginMethods:
     """The accounts part of the manager's API (login, device tokens, logout), over its desk."""
 
     _desk: LoginDesk
+    _observer: Observer
     revoke: Callable[[object], Awaitable[bool]]
 
+    @observed("login", miss="failed")
     async def login(
         self,
         username: str,
