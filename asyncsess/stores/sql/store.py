@@ -11,8 +11,6 @@ record moving to another user reference moves in the same statement.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
@@ -26,42 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
 from ..base import Record, RecordExists, Renewal, Store
 from .direct import DRIVERS, DirectReader
-from .engine import (
-    UNAVAILABLE,
-    autocommit,
-    engine_from_url,
-    ensure_table,
-    failure,
-    guarded,
-    reason,
-)
+from .engine import UNAVAILABLE, autocommit, engine_from_url, ensure_table, guarded
 from .scan import scan_rows
 from .schema import DEFAULT_TABLE, metadata, sessions_table
+from .sqlite import SQLite
+from .statements import Statements, columns, from_row, renew_params
 
 __all__ = ["SQLStore"]
 
 _WHAT: Final = "the SQL store"
 _NO_LOCK: Final = nullcontext()
 _KEEP: Final = 4  # driver connections kept between direct reads, at most
-
-
-def _record(row: Sequence[Any]) -> Record:
-    return Record(row[0], row[1], bytes(row[2]), *row[3:7])
-
-
-def _values(record: Record) -> dict[str, Any]:
-    return {field: getattr(record, field) for field in _FIELDS}
-
-
-_FIELDS: Final = (
-    "key",
-    "user_ref",
-    "payload",
-    "version",
-    "created_at",
-    "expires_at",
-    "absolute_at",
-)
 
 
 class SQLStore(Store):
@@ -88,11 +61,7 @@ class SQLStore(Store):
         self._owned = False
         self._opened = False
         self._open_lock = anyio.Lock()
-        # aiosqlite: reads share one held connection (no pool checkout per read), when
-        # the store owns the engine and its pool has room for the writers beside it
-        self._reader: AsyncConnection | None = None
-        self._reader_driver: Any = None
-        self._hold_reader = False
+        self._held: SQLite | None = None  # aiosqlite: reads share one held connection
         self._timeout = timeout
         self._create = create_table
         self._engine = engine = autocommit(engine)
@@ -100,48 +69,18 @@ class SQLStore(Store):
         # than in SQLite's busy handler, which sleeps for milliseconds between tries.
         self._writer = anyio.Lock() if engine.dialect.name == "sqlite" else _NO_LOCK
         if table == DEFAULT_TABLE:
-            self.table = t = metadata.tables[table]
+            self.table = metadata.tables[table]
         else:
-            self.table = t = sessions_table(sa.MetaData(), table)
-        b = sa.bindparam
-        fields: dict[str, Any] = {c.name: b(c.name) for c in t.c}
-        self._statements: dict[str, sa.Select[Any] | sa.Insert | sa.Update | sa.Delete] = {
-            "get": sa.select(t).where(t.c.key == b("key")),
-            "insert": sa.insert(t).values(fields),
-            "replace": sa.update(t)
-            .where(t.c.key == b("where_key"), t.c.version == b("expected"))
-            .values({k: v for k, v in fields.items() if k != "key"}),
-            "delete": sa.delete(t).where(t.c.key == b("key")),
-            "delete_at": sa.delete(t).where(t.c.key == b("key"), t.c.version == b("version")),
-            "delete_user": sa.delete(t).where(t.c.user_ref == b("user_ref"), t.c.key != b("keep")),
-            "list_user": sa.select(t).where(t.c.user_ref == b("user_ref")).order_by(t.c.created_at),
-            "wipe": sa.delete(t),
-        }
-        # aiosqlite: these run straight on the driver with SQLAlchemy's compiled SQL: one
-        # hop to its thread for a read (two for a write) instead of three or four.
-        self._sqlite: dict[str, tuple[str, list[str]]] | None = None
+            self.table = sessions_table(sa.MetaData(), table)
+        self._statements = statements = Statements(self.table)
+        # aiosqlite: single statements straight on the driver (see .sqlite)
+        self._sqlite: SQLite | None = None
         if engine.dialect.driver == "aiosqlite" and direct_reads:
-            compiled = {k: v.compile(dialect=engine.dialect) for k, v in self._statements.items()}
-            self._sqlite = {k: (c.string, list(c.positiontup or ())) for k, c in compiled.items()}
-            head, eq, tail = self._sqlite["get"][0].rpartition(" = ?")
-            assert eq and not tail, "the compiled get must end in its key parameter"
-            self._sqlite_in = head + " IN "
-            self._sqlite_get = self._sqlite["get"][0]
+            compiled = statements.compiled(engine.dialect)
+            self._sqlite = SQLite(engine, compiled, timeout=timeout, what=_WHAT)
         # asyncpg, asyncmy: reads straight on kept driver connections (see .direct), when
         # the store owns the engine (from_url)
         self._direct: DirectReader | None = None
-        keys: sa.BindParameter[str] = b("keys", expanding=True)
-        until = b("until", type_=sa.Double)
-        renewed = sa.case((t.c.absolute_at < until, t.c.absolute_at), else_=until)
-        self._get_many = sa.select(t).where(t.c.key.in_(keys))
-        self._renew = (
-            sa.update(t)
-            .where(t.c.key.in_(keys))
-            .where(t.c.expires_at > b("now", type_=sa.Double))
-            .where(t.c.expires_at < b("threshold", type_=sa.Double))
-            .where(t.c.expires_at < renewed)
-            .values(expires_at=renewed)
-        )
 
     @classmethod
     def from_url(
@@ -169,12 +108,12 @@ class SQLStore(Store):
         )
         store._owned = True
         size = getattr(engine.pool, "size", None)
-        store._hold_reader = store._sqlite is not None and callable(size) and size() >= 2
+        if callable(size) and size() >= 2:  # room for the writers beside the held reader
+            store._held = store._sqlite
         if engine.dialect.driver in DRIVERS and direct_reads:  # its own pool: it may lease
             # keep up to half the pool between reads (none when it has one connection)
             keep = min(_KEEP, size() // 2) if callable(size) else 0
-            get = store._statements["get"]
-            assert isinstance(get, sa.Select)
+            get = store._statements.get
             store._direct = DirectReader(engine, get, keep=keep, timeout=timeout, what=_WHAT)
         return store
 
@@ -182,31 +121,6 @@ class SQLStore(Store):
     def engine(self) -> AsyncEngine:
         """The engine this store runs its statements on (in AUTOCOMMIT mode)."""
         return self._engine
-
-    async def _held_reader(self) -> AsyncConnection:
-        if self._reader is None:
-            conn = await self._engine.connect()
-            if self._reader is None:
-                self._reader = conn
-            else:
-                await conn.close()
-        return self._reader
-
-    async def _driver(self, conn: AsyncConnection) -> Any:
-        """The DB-API driver connection under ``conn`` (kept for the held reader)."""
-        if conn is self._reader and self._reader_driver is not None:
-            return self._reader_driver
-        driver = (await conn.get_raw_connection()).driver_connection
-        if conn is self._reader:
-            self._reader_driver = driver
-        return driver
-
-    async def _drop_reader(self) -> None:
-        self._reader_driver = None
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            with contextlib.suppress(Exception):
-                await reader.close()
 
     @asynccontextmanager
     async def _connect(
@@ -221,11 +135,11 @@ class SQLStore(Store):
         """
         if not (self._opened or opening):
             await self.open()
-        held = read and self._hold_reader
+        held = self._held if read else None
         with guarded(_WHAT, self._timeout, shield=True):
             try:
-                if held:
-                    yield await self._held_reader()
+                if held is not None:
+                    yield await held.reader()
                 else:
                     async with (
                         self._writer if write else _NO_LOCK,
@@ -233,27 +147,16 @@ class SQLStore(Store):
                     ):
                         yield conn
             except (StoreUnavailable, TimeoutError, *UNAVAILABLE, sqlite3.Error):
-                if held:  # a broken connection: the next read opens a new one
-                    await self._drop_reader()
+                if held is not None:  # a broken connection: the next read opens a new one
+                    await held.drop_reader()
                 raise
 
     async def _run(self, conn: AsyncConnection, name: str, **params: Any) -> tuple[list[Any], int]:
         """Run a prepared statement; return its rows and its row count."""
-        if self._sqlite is None:
-            result = await conn.execute(self._statements[name], params)
-            return (list(result.all()) if result.returns_rows else []), result.rowcount
-        sql, order = self._sqlite[name]
-        args = tuple(params[p] for p in order)
-        driver = await self._driver(conn)
-        assert driver is not None
-        try:
-            if name in ("get", "list_user"):
-                return list(await driver.execute_fetchall(sql, args)), -1
-            async with driver.execute(sql, args) as cursor:
-                return [], int(cursor.rowcount)
-        except ValueError as exc:  # aiosqlite: "no active connection"
-            await conn.invalidate()
-            raise StoreUnavailable(f"the SQL store is unavailable: {reason(exc)}") from exc
+        if self._sqlite is not None:
+            return await self._sqlite.run(conn, name, params)
+        result = await conn.execute(self._statements.core[name], params)
+        return (list(result.all()) if result.returns_rows else []), result.rowcount
 
     async def _write(self, name: str, **params: Any) -> int:
         async with self._connect(write=True) as conn:
@@ -276,19 +179,19 @@ class SQLStore(Store):
         """Read one record with one SELECT; a due renewal adds one UPDATE."""
         if self._direct is not None:
             rows = await self._fetch([key])
-        elif self._hold_reader:
-            rows = await self._read_held(self._sqlite_get, (key,))
+        elif self._held is not None:
+            rows = await self._read_held(self._held, self._held.get, (key,))
         else:
             async with self._connect(read=True) as conn:
                 rows, _ = await self._run(conn, "get", key=key)
         if not rows:
             return None
-        record = _record(rows[0])
-        renewed = renew.apply(record) if renew is not None else None
+        found = from_row(rows[0])
+        renewed = renew.apply(found) if renew is not None else None
         if renew is None or renewed is None:
-            return record
+            return found
         async with self._connect() as conn:
-            await conn.execute(self._renew, self._renew_params(renew, [key]))
+            await conn.execute(self._statements.renew, renew_params(renew, [key]))
         return renewed
 
     async def get_many(
@@ -302,46 +205,31 @@ class SQLStore(Store):
             rows = await self._fetch(unique)
         else:
             rows = await self._select_many(unique)
-        found = {record.key: record for record in map(_record, rows)}
+        found = {r.key: r for r in map(from_row, rows)}
         if renew is not None:
             due = {k: r for k, r in ((k, renew.apply(v)) for k, v in found.items()) if r}
             if due:
                 async with self._connect() as conn:
-                    await conn.execute(self._renew, self._renew_params(renew, list(due)))
+                    await conn.execute(self._statements.renew, renew_params(renew, list(due)))
                 found.update(due)
         return [found.get(key) for key in keys]
 
     async def _select_many(self, unique: list[str]) -> list[Any]:
-        if self._hold_reader:
-            return await self._read_held(
-                f"{self._sqlite_in}({','.join('?' * len(unique))})", unique
-            )
+        if self._sqlite is None:
+            async with self._connect(read=True) as conn:
+                statement = self._statements.get_many
+                return list((await conn.execute(statement, {"keys": unique})).all())
+        sql = self._sqlite.select_in(len(unique))  # straight on aiosqlite, as get
+        if self._held is not None:
+            return await self._read_held(self._held, sql, unique)
         async with self._connect(read=True) as conn:
-            if self._sqlite is None:
-                return list((await conn.execute(self._get_many, {"keys": unique})).all())
-            # straight on aiosqlite, as get: one hop to its thread
-            driver = await self._driver(conn)
-            assert driver is not None
-            sql = f"{self._sqlite_in}({','.join('?' * len(unique))})"
-            return list(await driver.execute_fetchall(sql, unique))
+            return list(await (await self._sqlite.driver(conn)).execute_fetchall(sql, unique))
 
-    async def _read_held(self, sql: str, args: Sequence[Any]) -> list[Any]:
-        """One read on the held aiosqlite connection: one hop to its thread, bounded by
-        asyncio's own (cheaper) timeout and unshielded: a cancelled read leaves nothing
-        half-done on the connection (aiosqlite queues its statements)."""
+    async def _read_held(self, held: SQLite, sql: str, args: Sequence[Any]) -> list[Any]:
+        """One read on the held aiosqlite connection (see :meth:`.sqlite.SQLite.read_held`)."""
         if not self._opened:
             await self.open()
-        try:
-            async with asyncio.timeout(self._timeout):
-                driver = self._reader_driver or await self._driver(await self._held_reader())
-                return list(await driver.execute_fetchall(sql, args))
-        except TimeoutError as exc:
-            raise StoreUnavailable(f"{_WHAT} did not answer within {self._timeout:g} s") from exc
-        except (*UNAVAILABLE, sa_exc.SQLAlchemyError, sqlite3.Error, ValueError) as exc:
-            await self._drop_reader()  # a broken connection: the next read opens a new one
-            if isinstance(exc, ValueError):  # aiosqlite: "no active connection"
-                raise StoreUnavailable(f"{_WHAT} is unavailable: {reason(exc)}") from exc
-            raise failure(exc, _WHAT) from exc
+        return await held.read_held(sql, args)
 
     async def _fetch(self, keys: list[str]) -> list[Any]:
         """SELECT the rows of ``keys`` through the bypass (:mod:`.direct`)."""
@@ -350,14 +238,10 @@ class SQLStore(Store):
         assert self._direct is not None
         return await self._direct.fetch(keys)
 
-    @staticmethod
-    def _renew_params(renew: Renewal, keys: list[str]) -> dict[str, Any]:
-        return {"keys": keys, "now": renew.now, "threshold": renew.threshold, "until": renew.until}
-
     async def insert(self, record: Record) -> None:
         """Insert a new record; a key that exists already is :class:`RecordExists`."""
         try:
-            await self._write("insert", **_values(record))
+            await self._write("insert", **columns(record))
         except StoreError as exc:
             if isinstance(exc.__cause__, sa_exc.IntegrityError | sqlite3.IntegrityError):
                 raise RecordExists("a session with this key exists already") from exc.__cause__
@@ -365,7 +249,7 @@ class SQLStore(Store):
 
     async def replace(self, record: Record, *, expected_version: int) -> bool:
         """``UPDATE ... WHERE key = :key AND version = :expected``; the row count decides."""
-        params = _values(record)
+        params = columns(record)
         params.update(where_key=params.pop("key"), expected=expected_version)
         return await self._write("replace", **params) == 1
 
@@ -387,7 +271,7 @@ class SQLStore(Store):
             return []
         async with self._connect() as conn:
             rows, _ = await self._run(conn, "list_user", user_ref=user_ref)
-        return [_record(row) for row in rows]
+        return list(map(from_row, rows))
 
     async def sweep(self, now: float, *, limit: int) -> int:
         """Delete at most ``limit`` expired records: select their keys, then delete those."""
@@ -412,7 +296,7 @@ class SQLStore(Store):
     async def scan(self, batch: int) -> AsyncGenerator[list[Record]]:
         """Yield every record in key order: one keyset-paged ``SELECT`` per ``batch``."""
         async for rows in scan_rows(self, batch):
-            yield [_record(row) for row in rows]
+            yield list(map(from_row, rows))
 
     async def wipe(self) -> int:
         """Delete every record in the table; return the count."""
@@ -420,7 +304,8 @@ class SQLStore(Store):
 
     async def aclose(self) -> None:
         """Dispose the engine if :meth:`from_url` created it; an app's engine is left open."""
-        await self._drop_reader()
+        if self._sqlite is not None:
+            await self._sqlite.drop_reader()
         if self._direct is not None:
             await self._direct.aclose()
         if self._owned:
