@@ -4,24 +4,28 @@ Open one, find one, create, rotate or update one, end one (by token or by
 id) or all of a user's, list a user's, trim a user's oldest. Policy-free
 helpers of :class:`~asyncsess.SessionManager`; every store failure is mapped
 to a :class:`~asyncsess.StoreError` (fail closed). Each change is emitted as
-a lifecycle event (:mod:`asyncsess.observe.events`).
+a lifecycle event (:mod:`asyncsess.observe.events`); once each write is
+done, the near cache forgets what it changed (:mod:`asyncsess.nearcache`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 from ._cache import DecodeCache
 from ._codec import Codec
 from .exceptions import SessionConflict, fail_closed
+from .nearcache import NearCache
 from .observe.events import Events
 from .session import Session, SessionInfo, freeze
 from .stores.base import Record, Store
 from .tokens import new_token
 
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
+_UNCHANGED: AbstractContextManager[None] = nullcontext()
 
 __all__ = ["RETRIES", "Found", "Records", "live"]
 
@@ -47,7 +51,16 @@ def live(record: Record | None, now: float) -> bool:
 class Records:
     """One manager's records: its store, codec, cache and events, and its two timeouts."""
 
-    __slots__ = ("absolute_timeout", "cache", "clock", "codec", "events", "idle_timeout", "store")
+    __slots__ = (
+        "absolute_timeout",
+        "cache",
+        "clock",
+        "codec",
+        "events",
+        "idle_timeout",
+        "near",
+        "store",
+    )
 
     def __init__(
         self,
@@ -59,10 +72,17 @@ class Records:
         absolute_timeout: float,
         clock: Callable[[], float],
         events: Events,
+        near: NearCache | None = None,
     ) -> None:
         self.store, self.codec, self.cache, self.clock = store, codec, cache, clock
-        self.events = events
+        self.events, self.near = events, near
         self.idle_timeout, self.absolute_timeout = idle_timeout, absolute_timeout
+
+    def _written(
+        self, key: str | None = None, user: str | None = None
+    ) -> AbstractContextManager[None]:
+        """Around a write: the near cache forgets ``key`` and ``user``'s sessions once done."""
+        return _UNCHANGED if self.near is None else self.near.writing(key, user)
 
     def _opens(self, token: str, record: Record) -> tuple[str | None, dict[str, Any]] | None:
         if record.absolute_at > record.created_at + self.absolute_timeout:
@@ -136,7 +156,7 @@ class Records:
         """End the session of ``token`` (store key ``key``); ``True`` if it existed."""
         found = await self.find(key, token) if "revoked" in self.events.wanted else None
         self.cache.drop(key)
-        with fail_closed:
+        with fail_closed, self._written(key):
             ended = await self.store.delete(key)
         if ended:  # its user is known when someone wants to hear of it and it was live
             user_id = None if found is None else found.user_id
@@ -154,14 +174,15 @@ class Records:
             if not record.user_ref or record.user_ref not in self.codec.user_refs(user_id):
                 return False
             self.cache.drop(session_id)
-            ended = await self.store.delete(session_id)
+            with self._written(session_id):
+                ended = await self.store.delete(session_id)
         if ended:
             self.events.emit("revoked", session_id=session_id, user_id=user_id)
         return ended
 
     async def end_user(self, user_id: str, keep: str | None) -> int:
         """End every session of ``user_id`` under every reference but ``keep``'s; the count."""
-        with fail_closed:
+        with fail_closed, self._written(user=user_id):
             count = sum(
                 [
                     await self.store.delete_user(ref, keep=keep)
@@ -192,7 +213,7 @@ class Records:
     async def trim(self, user_id: str, new_key: str, now: float, limit: int) -> None:
         """End the oldest live sessions of ``user_id`` but ``new_key`` beyond ``limit`` - 1."""
         older = [r for r in await self.of_user(user_id, now) if r.key != new_key]
-        with fail_closed:
+        with fail_closed, self._written(user=user_id):
             for record in older[: max(0, len(older) + 1 - limit)]:
                 self.cache.drop(record.key)
                 if await self.store.delete(record.key):
@@ -209,7 +230,7 @@ class Records:
             version = found.record.version
             rotated = self.successor(found, new, found.data, version)
             self.cache.drop(key)
-            with fail_closed:
+            with fail_closed, self._written(key):
                 await self.store.insert(rotated)
                 if await self.store.delete(key, expected_version=version):
                     self.events.wrote(rotated.key, found.now)
@@ -232,7 +253,7 @@ class Records:
             if version is not None and current != version:
                 raise SessionConflict(version, current)
             new = self.successor(found, token, data, current + 1)
-            with fail_closed:
+            with fail_closed, self._written(key):
                 if await self.store.replace(new, expected_version=current):
                     self.events.wrote(key, found.now)
                     self.events.emit("updated", session_id=key, user_id=found.user_id)

@@ -8,10 +8,12 @@ never stalls the event loop.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from ._cache import DecodeCache
 from ._sweeper import Progress, sweep_until
 from .exceptions import fail_closed
+from .nearcache import NearCache
 from .observe.observer import Observer, observed
 from .session import Stats
 from .stores.base import Store
@@ -30,6 +32,7 @@ class Upkeep:
     _clock: Callable[[], float]
     _open: Callable[[], Awaitable[None]]
     _observer: Observer
+    _near: NearCache | None
 
     async def count(self) -> tuple[int, int]:
         """Return how many sessions the store holds that are live, and expired (not swept)."""
@@ -40,8 +43,17 @@ class Upkeep:
     async def stats(self) -> Stats:
         """The store's live and expired sessions (:meth:`count`) and the cache's figures."""
         live, expired = await self.count()
-        cache = self._cache
+        cache, near = self._cache, self._near
         stats = Stats(live, expired, len(cache), cache.size, cache.hits, cache.misses)
+        if near is not None:
+            stats = replace(
+                stats,
+                near_cache_entries=len(near),
+                near_cache_hits=near.hits,
+                near_cache_misses=near.misses,
+                near_cache_invalidations=near.invalidations,
+                near_cache_resets=near.resets,
+            )
         self._observer.saw_stats(stats)  # the sessions gauge reports the last figures
         return stats
 
@@ -66,7 +78,13 @@ class Upkeep:
         """
         await self._open()
         self._cache.clear()
-        total = await sweep_until(self.store, self._clock() + _FOREVER, self.sweep_batch, progress)
-        with fail_closed:
-            total += await self.store.wipe()
+        try:
+            total = await sweep_until(
+                self.store, self._clock() + _FOREVER, self.sweep_batch, progress
+            )
+            with fail_closed:
+                total += await self.store.wipe()
+        finally:
+            if self._near is not None:
+                self._near.clear()
         return total

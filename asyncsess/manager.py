@@ -34,6 +34,7 @@ from .accounts.core import Accounts
 from .accounts.login import LoginDesk, LoginMethods
 from .config import check_fraction, check_size, duration, settings_from_env, settings_from_mapping
 from .exceptions import AsyncsessError, fail_closed, store_failure
+from .nearcache import near_cache_for
 from .observe.events import Events
 from .observe.observer import Observer, observed
 from .observe.telemetry import Telemetry, store_kind
@@ -79,6 +80,16 @@ class SessionManager(Upkeep, LoginMethods):
     bytes are unchanged: a validate still reads the store every time, but does
     not decrypt and parse the same record twice. ``0`` keeps none.
 
+    ``near_cache=N`` keeps up to ``N`` live sessions in process memory and
+    answers validate from there, with no store round trip, while the store's
+    invalidation channel (run in the task group: ``async with`` or
+    :meth:`running`) proves healthy: a change made by any process is seen as
+    soon as its invalidation arrives, a lost channel drops the whole cache, and
+    no session is served more than ``near_cache_ttl`` after it was read (see
+    :mod:`asyncsess.nearcache`). Redis, Redis Cluster and PostgreSQL (asyncpg)
+    can; other persistent stores raise :class:`~asyncsess.ConfigurationError`;
+    ``memory://`` needs none (it is process memory already). ``0``: off.
+
     ``max_data_bytes`` bounds a session's data (as JSON): larger data raises
     ``ValueError`` (``None``: no bound). ``max_sessions_per_user``, when set,
     ends a user's oldest sessions when a new one would exceed it.
@@ -112,6 +123,8 @@ class SessionManager(Upkeep, LoginMethods):
         login_limiter: RateLimiter | None = None,
         client_limiter: RateLimiter | None = None,
         telemetry: bool | Telemetry | None = None,
+        near_cache: int = 0,
+        near_cache_ttl: timedelta | float = timedelta(seconds=5),
     ) -> None:
         self.store, self._owns_store = store_from(store, store_options)
         self.idle_timeout = duration(idle_timeout, "idle_timeout")
@@ -144,6 +157,7 @@ class SessionManager(Upkeep, LoginMethods):
         self._codec, self._key_file = codec_for(
             self.store, secrets, privacy_mode=privacy_mode, max_data_bytes=max_data_bytes
         )
+        self._near = near_cache_for(self.store, near_cache, near_cache_ttl, self._codec.user_refs)
         self._records = Records(
             self.store,
             self._codec,
@@ -152,6 +166,7 @@ class SessionManager(Upkeep, LoginMethods):
             absolute_timeout=self.absolute_timeout,
             clock=self._clock,
             events=self.events,
+            near=self._near,
         )
         self._batcher = batcher_for(self.store)
         self._opened = False
@@ -174,6 +189,8 @@ class SessionManager(Upkeep, LoginMethods):
         self.client_limiter = client_limiter
         self._background += [limiter.cleanup_task for limiter in self._desk.limiters()]
         self._background += self._observer.tasks(self.stats)
+        if self._near is not None and self._near.run is not None:
+            self._background.append(self._near.run)  # its invalidation channel
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Self:
@@ -295,6 +312,16 @@ class SessionManager(Upkeep, LoginMethods):
         if not self._opened:
             await self._open()
         now = self._clock()
+        near = self._near
+        if near is not None:  # the near cache (asyncsess.nearcache): no store read on a hit
+            session = near.get(key, now, now + self._renew_window)
+            if session is not None:
+                if near.starved:
+                    await near.pump()
+                if watch:
+                    self._observer.validated(None, session, now, cache_hit=True)
+                return session
+            ticket = near.ticket()
         try:
             if self._in_process:  # no I/O: look first, renew only when due
                 record = await self.store.get(key)
@@ -317,6 +344,8 @@ class SessionManager(Upkeep, LoginMethods):
             session = self._cache.get(record)
             if session is None:  # a str: it has a lookup key
                 session = await self._records.open(cast(str, token), record)
+            if near is not None and session is not None:
+                near.put(ticket, record, session)
         if watch:
             self._observer.validated(record, session, now)
         return session

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..session import Session
 from ..stores.base import Record
@@ -80,7 +81,7 @@ class NearCache:
         self.starved = False
         self._pump_at = 0.0
         #: The channel's task for the manager's task group (``task_status`` by keyword).
-        self.run: Callable[..., Awaitable[None]] | None = None
+        self.run: Callable[..., Coroutine[Any, Any, None]] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
