@@ -7,8 +7,9 @@ so that the section's children sit one level below the page's last heading
 above the marker; ``<!-- readme: The API (own text) -->`` stops at the
 section's first subsection. Links are made to work on
 the site: an anchor naming a README section that some page quotes points to
-that page; an image in the repository is copied into the site; any other link
-into the repository, or to a section no page quotes, keeps its text only. A
+that page; a link to a page of the site (``docs/stores.md``) points to it; an
+image in the repository is copied into the site; any other link into the
+repository, or to a section no page quotes, keeps its text only. A
 marker naming a section the README does not have stops the build.
 """
 
@@ -113,6 +114,10 @@ def _link(match: re.Match[str], page: str) -> str:
         if where == page:
             return f"[{text}]({fragment or '#'})"
         return f"[{text}]({posixpath.relpath(where, posixpath.dirname(page) or '.')}{fragment})"
+    path, _, fragment = target.partition("#")
+    if path.startswith("docs/") and path.endswith(".md"):  # a page of this site
+        rel = posixpath.relpath(path[len("docs/") :], posixpath.dirname(page) or ".")
+        return f"[{text}]({rel}{'#' + fragment if fragment else ''})"
     if bang and (_root / target).is_file():
         rel = posixpath.relpath(f"{_IMAGES}/{target}", posixpath.dirname(page) or ".")
         return f"![{text}]({rel})"
