@@ -246,6 +246,22 @@ async def test_a_store_failure_is_an_error_span_and_a_store_error_count(otel: Ot
     assert count.attributes["asyncsess.outcome"] == "store_error" and count.value == 1
 
 
+async def test_a_near_cache_hit_is_its_own_outcome(otel: Otel, redis_store_spec: StoreSpec) -> None:
+    spec = redis_store_spec
+    async with SessionManager(
+        spec.url, store_options=spec.options, secret=SECRET, near_cache=100,
+        telemetry=otel.telemetry,
+    ) as mgr:  # fmt: skip
+        token = await mgr.create("alice", DATA)
+        first = await mgr.validate(token)
+        assert first is not None and await mgr.validate(token) is first
+        await mgr.wipe()
+    assert otel.outcomes() == Counter(
+        {("asyncsess.create", "ok"): 1, ("asyncsess.validate", "valid"): 1,
+         ("asyncsess.validate", "cache_hit"): 1}
+    )  # fmt: skip
+
+
 async def test_the_running_manager_feeds_the_sessions_gauge(otel: Otel) -> None:
     mgr = SessionManager(telemetry=otel.telemetry)
     for i in range(3):
