@@ -159,7 +159,7 @@ async def test_a_read_in_flight_when_its_key_changes_is_not_kept(
     near_spec: StoreSpec, clock: FakeClock, other: SessionManager
 ) -> None:
     store, gate = _gated(near_spec)
-    settings = {"idle_timeout": IDLE, "absolute_timeout": ABSOLUTE, "clock": clock}
+    settings: dict[str, Any] = {"idle_timeout": IDLE, "absolute_timeout": ABSOLUTE, "clock": clock}
     try:
         async with SessionManager(store, secret=SECRET, near_cache=100, **settings) as mgr:
             token = await other.create("carol", nested(1))
