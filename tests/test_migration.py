@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,18 @@ async def test_bad_arguments_are_configuration_errors() -> None:
         await migrate(42, MemoryStore())  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="target_options only apply to a URL"):
         await migrate(MemoryStore(), MemoryStore(), target_options={"table": "x"})
+
+
+async def test_scan_under_a_non_ascii_redis_prefix(redis_store_spec: StoreSpec) -> None:
+    """Keys are cut by the prefix's bytes, not its characters."""
+    prefix = redis_store_spec.options["prefix"] + "séssions:"
+    store = open_store(redis_store_spec.url, prefix=prefix)
+    try:
+        records = [_record(k) for k in "ab"]
+        for record in records:
+            await store.insert(record)
+        async with aclosing(store.scan(10)) as batches:
+            found = [record async for batch in batches for record in batch]
+        assert sorted(found, key=lambda r: r.key) == records
+    finally:
+        await store.aclose()

@@ -22,7 +22,7 @@ __all__ = ["scan"]
 
 async def scan(store: RedisStore, batch: int) -> AsyncGenerator[list[Record]]:
     """Yield the records of ``store``, at most ``batch`` per list."""
-    start = len(store.prefix) + len("s:{")  # a session key is {prefix}s:{<key>}
+    start = len(store.prefix.encode()) + len(b"s:{")  # a session key is {prefix}s:{<key>}
     async with aclosing(store._scan(store._pattern("s:*"))) as found:
         async for skeys in found:
             for first in range(0, len(skeys), batch):
