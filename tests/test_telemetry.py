@@ -367,5 +367,6 @@ def test_without_the_api_nothing_is_reported_and_asking_for_it_says_what_to_inst
 def test_bad_settings_say_what_to_fix() -> None:
     with pytest.raises(ConfigurationError, match="stats_interval must be positive"):
         Telemetry(stats_interval=0)
+    assert Telemetry(stats_interval=None).stats_interval is None
     with pytest.raises(ConfigurationError, match="telemetry must be True, False, None or a"):
         SessionManager(telemetry="yes")  # type: ignore[arg-type]

@@ -161,17 +161,20 @@ class Observer:
         async def upkeep(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
             """Pick up providers configured later; call ``stats()`` for the gauge."""
             task_status.started()
+            interval = telemetry.config.stats_interval
             stats_due = 0.0
             while True:
                 self.poll(now=True)
-                if telemetry.meters is not None and monotonic() >= stats_due:
-                    stats_due = monotonic() + telemetry.config.stats_interval
-                    try:
-                        await stats()
-                    except AsyncsessError as exc:
-                        log.warning("session stats for telemetry failed: %s", exc)
-                pending = telemetry.pending
-                await anyio.sleep(POLL_SECONDS if pending else telemetry.config.stats_interval)
+                if interval is not None and telemetry.meters is not None:
+                    if monotonic() >= stats_due:
+                        stats_due = monotonic() + interval
+                        try:
+                            await stats()
+                        except AsyncsessError as exc:
+                            log.warning("session stats for telemetry failed: %s", exc)
+                elif not telemetry.pending:
+                    return  # everything records and no stats are due: nothing left to do
+                await anyio.sleep(POLL_SECONDS if telemetry.pending else interval or POLL_SECONDS)
 
         return [self.events.run, upkeep]
 

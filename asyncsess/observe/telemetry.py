@@ -102,18 +102,20 @@ class Telemetry:
     manager was built is picked up within about a second while the manager
     runs (``async with``), and at its next create, update, rotate, revoke,
     revoke_all, login or sweep in any case. ``stats_interval`` (seconds) is
-    how often the running manager calls ``stats()`` for the sessions gauge.
+    how often the running manager calls ``stats()`` for the sessions gauge
+    (a count of the store's sessions: on SQL a ``COUNT`` over the table);
+    ``None``: never, the gauge then reports the app's own ``stats()`` calls.
     """
 
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
-    stats_interval: float = 30.0
+    stats_interval: float | None = 30.0
 
     def __post_init__(self) -> None:
         interval: object = self.stats_interval
-        if not isinstance(interval, int | float) or not interval > 0:
+        if interval is not None and (not isinstance(interval, int | float) or not interval > 0):
             raise ConfigurationError(
-                f"stats_interval must be positive seconds, not {self.stats_interval!r}"
+                f"stats_interval must be positive seconds or None, not {interval!r}"
             )
 
 
