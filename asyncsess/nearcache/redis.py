@@ -29,7 +29,7 @@ key must come back as an invalidation on the listener (see
 (the node is no longer a primary of that slot) or, checked every second, a
 change in ``CLUSTER SLOTS`` tears the link down: the cache is dropped and the
 link opened again on the current primaries. The connections are named
-``asyncsess-nearcache`` (``CLIENT LIST``).
+``asyncsess-nearcache:<prefix>`` in ``CLIENT LIST`` (see :func:`connection_name`).
 """
 
 from __future__ import annotations
@@ -43,16 +43,16 @@ import anyio
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from ..exceptions import ConfigurationError
 from ..stores.redis import RedisStore
 from .cache import NearCache
 from .channel import ChannelLost, Echo
 
-__all__ = ["NAME", "RedisChannel"]
+__all__ = ["NAME", "RedisChannel", "connection_name"]
 
-#: The name of the channel's connections, as ``CLIENT LIST`` shows them.
+#: How the channel's connections are named in ``CLIENT LIST``, before ``:<prefix>``.
 NAME = "asyncsess-nearcache"
 _TOPOLOGY_EVERY = 5  # heartbeats of the first node between two ``CLUSTER SLOTS`` checks
 _BEAT_LIFE_MS = "60000"  # a heartbeat key outlives its process by at most this
@@ -61,10 +61,16 @@ Connect = Callable[[str | None, int | None], Any]  # (host, port) -> a new conne
 _Slots = tuple[tuple[int, int, str, int], ...]  # (first slot, last slot, host, port), sorted
 
 
-def _connector(connection_class: Any, kwargs: dict[str, Any]) -> Connect:
+def connection_name(prefix: str) -> str:
+    """The name of the channel's connections for a store's ``prefix``: ``NAME:<prefix>``,
+    each space, control or non-ASCII character of the prefix as ``?``."""
+    return f"{NAME}:" + "".join(c if "!" <= c <= "~" else "?" for c in prefix)
+
+
+def _connector(connection_class: Any, kwargs: dict[str, Any], name: str) -> Connect:
     """New connections with the client's settings, in RESP2, reads never timing out."""
     options = {k: v for k, v in kwargs.items() if "maint" not in k and not k.startswith("orig_")}
-    options.update(protocol=2, socket_timeout=None, client_name=NAME)
+    options.update(protocol=2, socket_timeout=None, client_name=name)
 
     def connect(host: str | None, port: int | None) -> Any:
         where = {} if host is None else {"host": host, "port": port}
@@ -78,15 +84,23 @@ async def _call(conn: Any, *command: Any) -> Any:
     return await conn.read_response()
 
 
+def _host(value: Any, seed_host: str) -> str:
+    host = value.decode() if isinstance(value, bytes) else str(value)
+    return host if host not in ("", "?") else seed_host
+
+
 def _slots(reply: Any, seed_host: str) -> _Slots:
     """``CLUSTER SLOTS`` as sorted (first, last, primary host, primary port)."""
-    rows = []
-    for first, last, primary, *_ in reply:
-        host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
-        rows.append(
-            (int(first), int(last), host if host not in ("", "?") else seed_host, int(primary[1]))
-        )
+    rows = [
+        (int(first), int(last), _host(primary[0], seed_host), int(primary[1]))
+        for first, last, primary, *_ in reply
+    ]
     return tuple(sorted(rows))
+
+
+def _every_node(reply: Any, seed_host: str) -> list[tuple[str, int]]:
+    """Every node ``CLUSTER SLOTS`` names, primaries and replicas."""
+    return [(_host(n[0], seed_host), int(n[1])) for row in reply for n in row[2:]]
 
 
 class _Link:
@@ -153,6 +167,9 @@ class RedisChannel:
         self._timeout = store.timeout
         self._sessions = f"{store.prefix}s:".encode()
         self._beats = f"{store.prefix}~nc:{secrets.token_hex(6)}:"  # this process's own
+        self._name = connection_name(store.prefix)
+        self._connect: Connect | None = None  # a cluster's nodes, with the client's settings
+        self._seeds: list[tuple[str, int]] = []  # the nodes last heard of, replicas included
         self.what = f"Redis{' Cluster' if store.cluster else ''} (prefix {store.prefix!r})"
 
     async def _nodes(
@@ -162,16 +179,31 @@ class RedisChannel:
         client = self._client
         if isinstance(client, Redis):
             pool = client.connection_pool
-            connect = _connector(pool.connection_class, pool.connection_kwargs)
+            connect = _connector(pool.connection_class, pool.connection_kwargs, self._name)
             return [(connect, "", 0)], [f"{self._beats}0".encode()], None
-        cluster = await client.initialize()
-        seed = cluster.get_nodes()[0]
-        connect = _connector(seed.connection_class, seed.connection_kwargs)
-        probe = connect(seed.host, int(seed.port))
-        opened.append(probe)
-        await probe.connect()
-        slots = _slots(await _call(probe, "CLUSTER", "SLOTS"), seed.host)
-        await probe.disconnect()
+        if self._connect is None:  # the client's settings, once
+            cluster = await client.initialize()
+            known = cluster.get_nodes()
+            seed = known[0]
+            self._connect = _connector(seed.connection_class, seed.connection_kwargs, self._name)
+            self._seeds = [(n.host, int(n.port)) for n in known]
+        connect = self._connect
+        slots: _Slots = ()
+        for host, port in self._seeds:  # the first that answers (one may be down)
+            probe = connect(host, port)
+            opened.append(probe)
+            try:
+                await probe.connect()
+                reply = await _call(probe, "CLUSTER", "SLOTS")
+            except (OSError, RedisError):
+                continue
+            finally:
+                await probe.disconnect()
+            slots = _slots(reply, host)
+            self._seeds = list(dict.fromkeys([*_every_node(reply, host), *self._seeds]))
+            break
+        if not slots:
+            raise ChannelLost("no node of the cluster answered CLUSTER SLOTS")
         primaries = list(dict.fromkeys((host, port) for _, _, host, port in slots))
         keys: dict[tuple[str, int], bytes] = {}
         last_slot, same = -1, 0

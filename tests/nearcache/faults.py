@@ -1,8 +1,7 @@
 """Cutting near-cache channels from the outside, as an operator or a failure would:
 ``CLIENT KILL`` of the connections tracking a prefix, ``pg_terminate_backend`` of the
-connections listening to a table. Each finds them by what the server shows (the
-connection name, ``CLIENT TRACKINGINFO``, ``pg_stat_activity``), not by asyncsess's
-internals."""
+connections listening to a table. Each finds them by the name the server shows
+(``CLIENT LIST``, ``pg_stat_activity``), as documented, not by asyncsess's internals."""
 
 from __future__ import annotations
 
@@ -13,32 +12,21 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from asyncsess.nearcache.postgres import NAME as PG_NAME
-from asyncsess.nearcache.redis import NAME as REDIS_NAME
-
-
-def _prefixes(info: Any) -> list[bytes]:
-    if isinstance(info, dict):
-        found = info.get("prefixes") or info.get(b"prefixes") or []
-    else:
-        pairs = dict(zip(info[::2], info[1::2], strict=True))
-        found = pairs.get(b"prefixes", pairs.get("prefixes", []))
-    return [p if isinstance(p, bytes) else str(p).encode() for p in found]
+from asyncsess.nearcache.redis import connection_name
 
 
 async def _kill_on(redis: Redis, prefix: str) -> int:
     client: Any = redis  # execute_command is untyped
+    name = connection_name(prefix)
     killed = 0
     for conn in await client.client_list():
-        if conn.get("name") != REDIS_NAME:
-            continue
-        info = await client.execute_command("CLIENT", "TRACKINGINFO", conn["id"])
-        if any(p.startswith(prefix.encode()) for p in _prefixes(info)):
+        if conn.get("name") == name:
             killed += int(await client.execute_command("CLIENT", "KILL", "ID", conn["id"]))
     return killed
 
 
 async def kill_redis_channels(url: str, prefix: str) -> int:
-    """``CLIENT KILL`` every near-cache listener tracking keys under ``prefix``; the count."""
+    """``CLIENT KILL`` every near-cache connection of ``prefix``'s stores; the count."""
     if url.startswith("redis+cluster://"):
         cluster = RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
         try:
