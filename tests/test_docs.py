@@ -91,8 +91,12 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(("code", "where", "printed"), _blocks())
-def test_code_block_runs(code: str, where: str, printed: str | None, tmp_path: Path) -> None:
+def test_code_block_runs(
+    code: str, where: str, printed: str | None, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """The block runs; when a ``text`` block follows it, that is what it prints."""
+    if re.search(r"redis://|\"redis\"", code):  # the loopback Redis (skipped if down, not on CI)
+        request.getfixturevalue("redis_server_url")
     (tmp_path / "asyncsess_dynamodb.py").write_text(STAND_IN)
     if "(StoreContract)" in code:
         (tmp_path / "test_block.py").write_text(code)
