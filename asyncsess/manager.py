@@ -216,6 +216,8 @@ class SessionManager(Upkeep, LoginMethods):
         async with self._open_lock:
             if not self._opened:
                 await open_parts(self.store, self._codec, self._key_file)
+                if self._near is not None and self._near.prepare is not None:
+                    await self._near.prepare()  # e.g. PostgreSQL's notify trigger
                 self._opened = True
 
     def add_background_task(self, task: BackgroundTask) -> None:
@@ -236,7 +238,11 @@ class SessionManager(Upkeep, LoginMethods):
 
     async def __aenter__(self) -> Self:
         stack = AsyncExitStack()
-        await stack.enter_async_context(self.running())
+        try:
+            await stack.enter_async_context(self.running())
+        except BaseException:  # e.g. a ConfigurationError on opening: leave nothing open
+            await self.aclose()
+            raise
         self._exit_stack = stack
         return self
 

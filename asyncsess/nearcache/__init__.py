@@ -76,4 +76,5 @@ def near_cache_for(
     channel, what = _channel(store)
     cache = NearCache(size, seconds, user_refs)
     cache.run = partial(keep_up, cache, channel, what)
+    cache.prepare = channel.prepare
     return cache

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,6 +58,7 @@ class NearCache:
         "hits",
         "invalidations",
         "misses",
+        "prepare",
         "resets",
         "run",
         "seq",
@@ -82,6 +83,8 @@ class NearCache:
         self._pump_at = 0.0
         #: The channel's task for the manager's task group (``task_status`` by keyword).
         self.run: Callable[..., Coroutine[Any, Any, None]] | None = None
+        #: What the manager awaits once its store is open (the channel's set-up check).
+        self.prepare: Callable[[], Awaitable[None]] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -65,6 +65,12 @@ class Link(Protocol):
 class Channel(Protocol):
     """Where a store's changes are heard: opens :class:`Link` objects."""
 
+    async def prepare(self) -> None:
+        """Check (or set up) what the channel needs in the store, when the store opens.
+
+        Raises :class:`~asyncsess.ConfigurationError` for what the app must fix.
+        """
+
     def open(self, cache: NearCache) -> AbstractAsyncContextManager[Link]:
         """Connect and subscribe (calling ``cache.subscribed()`` once listening); close on exit.
 

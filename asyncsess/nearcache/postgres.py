@@ -14,10 +14,10 @@ every change committed before it was sent has been heard. A closed connection
 (``pg_terminate_backend``, a restart), a heartbeat late or a trigger gone
 tears the link down: the cache is dropped and the link opened again.
 
-On first use, a missing trigger is created when the store creates its schema
-(``create_table=True``, the default), under an advisory lock; with
-``create_table=False`` it is a :class:`~asyncsess.ConfigurationError` naming
-the migration to run.
+When the store opens (and again each time the link opens), a missing trigger
+is created if the store creates its schema (``create_table=True``, the
+default), under an advisory lock; with ``create_table=False`` it is a
+:class:`~asyncsess.ConfigurationError` naming the migration to run.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import anyio
 
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, fail_closed
 from ..stores.sql import SQLStore
 from ..stores.sql.notify import notify_channel, notify_trigger_name, notify_trigger_sql
 from .cache import NearCache
@@ -116,6 +116,12 @@ class PostgresChannel:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('asyncsess_notify_key'))")
             if not await conn.fetchval(_TRIGGER_IS_ON, table, trigger):
                 await conn.execute(notify_trigger_sql(self._table))
+
+    async def prepare(self) -> None:
+        """Make sure of the trigger, on a pooled connection (called when the store opens)."""
+        with fail_closed, anyio.fail_after(self._timeout):
+            async with self._engine.connect() as pooled:
+                await self._ensure_trigger((await pooled.get_raw_connection()).driver_connection)
 
     @asynccontextmanager
     async def open(self, cache: NearCache) -> AsyncIterator[_Link]:

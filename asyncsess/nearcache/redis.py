@@ -220,6 +220,9 @@ class RedisChannel:
         nodes = [(connect, host, port) for host, port in primaries if (host, port) in keys]
         return nodes, [keys[(host, port)] for _, host, port in nodes], slots
 
+    async def prepare(self) -> None:
+        """Nothing to prepare: each link checks what it needs as it opens."""
+
     @asynccontextmanager
     async def open(self, cache: NearCache) -> AsyncIterator[_Link]:
         """Connect and subscribe on every node; close every connection on the way out."""
