@@ -38,6 +38,12 @@ def add_migrate(commands: Any) -> None:
     parser.add_argument(
         "--batch", type=int, default=500, help="records read per round trip (default 500)"
     )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="then delete the target's sessions that the source does not hold (ended there "
+        "since an earlier run): the last run of a move, with the app stopped",
+    )
 
 
 def _line(result: MigrationResult) -> str:
@@ -45,7 +51,8 @@ def _line(result: MigrationResult) -> str:
     return (
         f"migrated {read} sessions: {result.copied} copied, {result.updated} updated, "
         f"{result.present} already there, {result.kept} newer in the target kept, "
-        f"{result.expired} expired not copied; live: source {result.source_live}, "
+        f"{result.expired} expired not copied, {result.pruned} pruned; "
+        f"live: source {result.source_live}, "
         f"target {result.target_live}"
     )
 
@@ -61,7 +68,9 @@ async def migrate_command(args: argparse.Namespace, source_options: Mapping[str,
             result = await tracked(
                 "migrating",
                 total,
-                lambda bar: migrate(source, target, batch=args.batch, progress=bar),
+                lambda bar: migrate(
+                    source, target, batch=args.batch, progress=bar, prune=args.prune
+                ),
             )
         finally:
             await target.aclose()

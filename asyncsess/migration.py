@@ -16,8 +16,13 @@ records are not copied.
 At the end the live records are counted on both sides at one instant: the
 target must hold at least as many as the source, or :class:`MigrationIncomplete`
 is raised (sessions created or renewed in the source during the copy: run it
-again). A session revoked in the source after it was copied stays in the
-target, so move the app to the target (or stop it) before the last run.
+again).
+
+A copy never deletes on its own: a session revoked in the source after it
+was copied (a logout) stays live in the target. ``prune=True`` makes the run
+a mirror: after the copy, every record of the target whose key the source
+does not hold is deleted (at the version it was read at). Run the last pass
+with it, the app stopped, so that no logout made during the move is undone.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class MigrationResult:
     expired: int
     source_live: int
     target_live: int
+    pruned: int = 0
 
     @property
     def complete(self) -> bool:
@@ -84,6 +90,17 @@ async def _put(target: Store, record: Record, there: Record | None) -> Outcome:
         if await target.replace(record, expected_version=there.version):
             return "updated"
         there = await target.get(record.key)  # changed meanwhile: judge again
+
+
+async def _prune(target: Store, keep: set[str], batch: int) -> int:
+    """Delete every record of ``target`` whose key is not in ``keep``; return the count."""
+    pruned = 0
+    async with aclosing(target.scan(batch)) as batches:
+        async for records in batches:
+            for record in records:
+                if record.key not in keep:
+                    pruned += await target.delete(record.key, expected_version=record.version)
+    return pruned
 
 
 async def _copy(target: Store, records: list[Record], now: float, tally: dict[str, int]) -> None:
@@ -120,6 +137,7 @@ async def migrate(
     *,
     batch: int = 500,
     progress: Progress | None = None,
+    prune: bool = False,
     source_options: Mapping[str, Any] | None = None,
     target_options: Mapping[str, Any] | None = None,
 ) -> MigrationResult:
@@ -131,7 +149,9 @@ async def migrate(
     time; ``progress`` is called with the number read so far after each
     batch. No secret is needed: tokens keep working with a manager on the
     target given the same secret(s) and ``privacy_mode`` (a file store that
-    sealed under its own key file: its ``await store.key()``).
+    sealed under its own key file: its ``await store.key()``). With
+    ``prune=True`` the target's records that the source does not hold (ended
+    there since an earlier run, or never there) are deleted after the copy.
 
     Idempotent and resumable (see the module docstring). Raises
     :class:`ConfigurationError` when the two stores keep records in different
@@ -152,15 +172,18 @@ async def migrate(
                 "process memory keeps sessions unsealed and one at rest sealed, so no record "
                 "would open on the other side; migrate between two stores at rest"
             )
-        result = await _run(src, dst, batch, progress)
+        result = await _run(src, dst, batch, progress, prune)
     log.info("migration: %s", result)
     if not result.complete:
         raise MigrationIncomplete(result)
     return result
 
 
-async def _run(src: Store, dst: Store, batch: int, progress: Progress | None) -> MigrationResult:
+async def _run(
+    src: Store, dst: Store, batch: int, progress: Progress | None, prune: bool
+) -> MigrationResult:
     tally = dict.fromkeys(("copied", "updated", "present", "kept", "expired"), 0)
+    seen: set[str] = set()
     read = 0
     with fail_closed:
         await src.open()
@@ -173,11 +196,15 @@ async def _run(src: Store, dst: Store, batch: int, progress: Progress | None) ->
                 if records is None:
                     break
                 await _copy(dst, records, now, tally)
+            if prune:
+                seen.update(record.key for record in records)
             read += len(records)
             if progress is not None:
                 progress(read)
+    with fail_closed:
+        pruned = await _prune(dst, seen, batch) if prune else 0
     now = time.time()
     with fail_closed:
         source_live, _ = await src.count(now)
         target_live, _ = await dst.count(now)
-    return MigrationResult(**tally, source_live=source_live, target_live=target_live)
+    return MigrationResult(**tally, source_live=source_live, target_live=target_live, pruned=pruned)

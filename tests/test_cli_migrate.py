@@ -46,13 +46,43 @@ def test_migrate_copies_every_session_and_a_second_run_skips_them(tmp_path: Path
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == (
         "migrated 4 sessions: 4 copied, 0 updated, 0 already there, 0 newer in the target "
-        "kept, 0 expired not copied; live: source 4, target 4\n"
+        "kept, 0 expired not copied, 0 pruned; live: source 4, target 4\n"
     )
     assert live(target, tokens) == [True] * 4
     assert user_sessions(target, "alice") == 2
     again = run("migrate", source, target, "--batch", "1")
     assert again.returncode == 0
     assert "0 copied, 0 updated, 4 already there" in again.stdout
+
+
+def revoke(url: str, tokens: list[str]) -> None:
+    async def go() -> None:
+        async with SessionManager(url, secret=SECRET, idle_timeout=600) as mgr:
+            for token in tokens:
+                assert await mgr.revoke(token)
+
+    anyio.run(go)
+
+
+def test_a_logout_between_runs_is_carried_over_only_with_prune(tmp_path: Path) -> None:
+    """The move's last run mirrors the source: a session ended there since the first run
+    ends in the target too (without --prune it would be live again after the switch)."""
+    source = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    target = (tmp_path / "sessions").as_uri()
+    tokens = seed(source, ["alice", "alice", "bob"])
+    assert run("migrate", source, target).returncode == 0
+    revoke(source, tokens[:1])  # alice logs out on one device while the app still runs
+    plain = run("migrate", source, target)
+    assert plain.returncode == 0 and "0 pruned" in plain.stdout
+    assert live(target, tokens) == [True, True, True]  # the logout is undone in the target
+    pruned = run("migrate", source, target, "--prune")
+    assert (pruned.returncode, pruned.stderr) == (0, "")
+    assert "2 already there" in pruned.stdout and "1 pruned; live: source 2, target 2" in (
+        pruned.stdout
+    )
+    assert live(target, tokens) == [False, True, True]
+    assert user_sessions(target, "alice") == 1
+    assert live(source, tokens) == [False, True, True]  # the source is never written
 
 
 def test_a_missing_source_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
