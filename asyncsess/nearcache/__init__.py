@@ -75,6 +75,6 @@ def near_cache_for(
         return None
     channel, what = _channel(store)
     cache = NearCache(size, seconds, user_refs)
-    cache.run = partial(keep_up, cache, channel, what)
+    cache.run = partial(keep_up, cache, channel, what, store.get_many)
     cache.prepare = channel.prepare
     return cache

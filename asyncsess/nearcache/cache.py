@@ -15,6 +15,12 @@ since the ticket names it: a read in flight when its key was invalidated is
 handed out (it was current when the store answered) but not kept. A ticket
 older than the ring, or from before the channel was last lost or subscribed,
 is refused whole. Nothing here awaits, so on the event loop each call is atomic.
+
+Refresh ahead: an entry served after half its ``ttl`` is queued (:meth:`NearCache.due`)
+for the channel's refresher, which reads such records again in batches, off the
+callers' path, under a ticket of its own (:meth:`NearCache.refreshed`); one
+found unchanged is served for a new ``ttl`` from that read, one changed is
+dropped. So a session in use is never missed for its age alone.
 """
 
 from __future__ import annotations
@@ -36,9 +42,13 @@ _MASK = RING - 1
 #: A validate loop that answers from memory lets the event loop run this often (seconds),
 #: so that the channel's reader is never starved of invalidations.
 PUMP_EVERY = 0.002
+#: The fraction of ``ttl`` after which an entry served is read again in the background.
+REFRESH_AT = 0.5
 #: (sequence number, monotonic time) taken when a store read begins.
 Ticket = tuple[int, float]
-_Entry = tuple[Record, Session, float]  # record, session opened from it, serve until (monotonic)
+# record, session opened from it, serve until, refresh once served after (monotonic times)
+_Entry = tuple[Record, Session, float, float]
+_NEVER = float("inf")
 _monotonic = time.monotonic
 
 
@@ -50,6 +60,7 @@ class NearCache:
     """
 
     __slots__ = (
+        "_due",
         "_entries",
         "_pump_at",
         "_ring",
@@ -72,6 +83,7 @@ class NearCache:
         self.size, self.ttl, self.user_refs = size, ttl, user_refs
         self._entries: dict[str, _Entry] = {}
         self._users: dict[str, set[str]] = {}  # user reference -> keys kept
+        self._due: dict[str, None] = {}  # keys to read again (an ordered set)
         self._ring: list[object] = [None] * RING
         #: Invalidations so far (plus a ring's worth at each loss and subscription).
         self.seq = RING
@@ -100,7 +112,7 @@ class NearCache:
         """
         entry = self._entries.get(key)
         if entry is not None:
-            record, session, until = entry
+            record, session, until, refresh = entry
             m = _monotonic()
             if (
                 m < until
@@ -110,6 +122,9 @@ class NearCache:
                 and now < record.absolute_at
             ):
                 self.hits += 1
+                if m >= refresh:  # in use and half its ttl old: read it again, off this path
+                    self._entries[key] = (record, session, until, _NEVER)
+                    self._due[key] = None
                 if m >= self._pump_at:
                     self._pump_at = m + PUMP_EVERY
                     self.starved = True
@@ -132,26 +147,62 @@ class NearCache:
         if not self.size or _monotonic() >= self.healthy_until:
             return
         key, ref = record.key, record.user_ref
-        if seq != self.seq:
-            if self.seq - seq >= RING:
-                return  # a reset, or more invalidations than remembered, since the read began
-            ring, user = self._ring, ("u", ref)
-            for i in range(seq, self.seq):
-                seen = ring[i & _MASK]
-                if seen == key or (ref and seen == user):
-                    return
+        if self._tainted(seq, key, ref):
+            return
         entries = self._entries
         if key in entries:
             self._forget(key)
         elif len(entries) >= self.size:
             self._forget(next(iter(entries)))  # the oldest read: the first to go stale anyway
-        entries[key] = (record, session, read_at + self.ttl)
+        entries[key] = (record, session, read_at + self.ttl, read_at + self.ttl * REFRESH_AT)
         if ref:
             self._users.setdefault(ref, set()).add(key)
+
+    def _tainted(self, seq: int, key: str, ref: str) -> bool:
+        """Whether an invalidation since ``seq`` may concern ``key`` (of user ``ref``)."""
+        if seq == self.seq:
+            return False
+        if self.seq - seq >= RING:
+            return True  # a reset, or more invalidations than remembered
+        ring, user = self._ring, ("u", ref)
+        for i in range(seq, self.seq):
+            seen = ring[i & _MASK]
+            if seen == key or (ref and seen == user):
+                return True
+        return False
+
+    # -- refresh ahead ----------------------------------------------------------
+
+    def due(self, most: int) -> list[str]:
+        """Up to ``most`` keys queued to be read again (taken off the queue)."""
+        keys: list[str] = []
+        for key in self._due:
+            keys.append(key)
+            if len(keys) == most:
+                break
+        for key in keys:
+            del self._due[key]
+        return keys
+
+    def refreshed(self, ticket: Ticket, keys: list[str], records: list[Record | None]) -> None:
+        """The records of ``keys`` read again under ``ticket``: an entry whose record is
+        unchanged is served for a new ``ttl`` from that read; a changed one is dropped."""
+        seq, read_at = ticket
+        healthy = _monotonic() < self.healthy_until
+        for key, record in zip(keys, records, strict=True):
+            entry = self._entries.get(key)
+            if entry is None:
+                continue
+            if not healthy or record != entry[0] or self._tainted(seq, key, entry[0].user_ref):
+                self._forget(key)
+            else:
+                until, refresh = read_at + self.ttl, read_at + self.ttl * REFRESH_AT
+                self._entries[key] = (entry[0], entry[1], until, refresh)
 
     # -- invalidation ---------------------------------------------------------
 
     def _forget(self, key: str) -> None:
+        self._due.pop(key, None)
         entry = self._entries.pop(key, None)
         if entry is not None and (ref := entry[0].user_ref):
             keys = self._users.get(ref)
@@ -198,6 +249,7 @@ class NearCache:
         """Forget everything and refuse every read in flight."""
         self._entries.clear()
         self._users.clear()
+        self._due.clear()
         self.seq += RING
 
     # -- the channel's state --------------------------------------------------

@@ -13,14 +13,16 @@ dead network path) stops the cache within :data:`SILENCE` seconds. A heartbeat
 missing that long, a closed connection, a changed topology: the link is torn
 down, the cache dropped whole (:meth:`NearCache.lost`), and the link opened
 again, retrying with a growing pause of at most :data:`RETRY_MAX` seconds;
-validates read the store meanwhile.
+validates read the store meanwhile. While the link is up, a refresher reads
+again, every :data:`REFRESH_EVERY` seconds and in batches, the entries the
+cache queued for refresh ahead (:meth:`NearCache.due`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -28,6 +30,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ..exceptions import ConfigurationError
+from ..stores.base import Record
 from .cache import NearCache
 
 __all__ = ["HEARTBEAT", "RETRY_MAX", "SILENCE", "Channel", "ChannelLost", "Link", "keep_up"]
@@ -40,8 +43,12 @@ HEARTBEAT = 0.2
 SILENCE = 0.8
 #: The first and the longest pause (seconds) before opening a lost link again.
 RETRY_FIRST, RETRY_MAX = 0.05, 1.0
+#: Seconds between two batches of refresh-ahead reads, and the most keys in one.
+REFRESH_EVERY, REFRESH_BATCH = 0.05, 500
 
 Echo = Callable[[int], None]
+#: Reads records again, without renewing them (the store's ``get_many``).
+Read = Callable[[Sequence[str]], Awaitable[list[Record | None]]]
 
 
 class ChannelLost(Exception):
@@ -116,13 +123,28 @@ class _Heartbeats:
             await anyio.sleep(HEARTBEAT)
 
 
-async def _serve(cache: NearCache, link: Link, ready: Callable[[], None]) -> None:
+async def _refresh(cache: NearCache, read: Read) -> None:
+    """Read again what the cache queued, in batches (a failed read: the entries just age)."""
+    while True:
+        await anyio.sleep(REFRESH_EVERY)
+        while keys := cache.due(REFRESH_BATCH):
+            ticket = cache.ticket()
+            try:
+                records = await read(keys)
+            except Exception as exc:  # noqa: BLE001 - the store's trouble surfaces in validates
+                log.debug("near cache: a refresh read failed (%s)", _reason(exc))
+                break
+            cache.refreshed(ticket, keys, records)
+
+
+async def _serve(cache: NearCache, link: Link, read: Read, ready: Callable[[], None]) -> None:
     beats = _Heartbeats(cache, link)
     async with anyio.create_task_group() as tg:
         tg.start_soon(link.watch, beats.echo)
         for node in range(link.nodes):
             tg.start_soon(beats.run, node)
         await beats.ready.wait()
+        tg.start_soon(_refresh, cache, read)
         ready()
 
 
@@ -130,10 +152,12 @@ async def keep_up(
     cache: NearCache,
     channel: Channel,
     what: str,
+    read: Read,
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Keep ``channel`` feeding ``cache`` until cancelled (see the module docstring).
+    """Keep ``channel`` feeding ``cache`` until cancelled (see the module docstring);
+    ``read`` reads records again for the refresher.
 
     Reports started once the cache is first healthy, or once the first try
     failed (validates read the store until a later one succeeds); a
@@ -153,7 +177,7 @@ async def keep_up(
     while True:
         try:
             async with channel.open(cache) as link:
-                await _serve(cache, link, ready)
+                await _serve(cache, link, read, ready)
         except ConfigurationError as exc:
             if not started:
                 raise

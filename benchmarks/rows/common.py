@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager, nullcontext
 from typing import Any, Self
 
 import anyio
@@ -22,6 +22,8 @@ SECRET = secrets.token_urlsafe(32)
 
 Write = Callable[[Store, list[Record]], Awaitable[None]]
 """Writes records made by a :class:`SessionManager` into a store (the rows' bulk set-up)."""
+#: Manager options that only make sense on the row's real store, not on the recorder.
+_NOT_FOR_THE_TWIN = frozenset({"store_options", "near_cache", "near_cache_ttl"})
 
 
 def user_data(i: int) -> dict[str, Any]:
@@ -157,7 +159,7 @@ async def create_sessions(
     if write is None:
         return [await mgr.create(f"user-{i}", data(i)) for i in range(n)]
     recorder = _Recorder()
-    twin_options = {k: v for k, v in options.items() if k != "store_options"}
+    twin_options = {k: v for k, v in options.items() if k not in _NOT_FOR_THE_TWIN}
     twin = SessionManager(recorder, secret=SECRET, **twin_options)
     tokens = [await twin.create(f"user-{i}", data(i)) for i in range(n)]
     await write(mgr.store, recorder.records)
@@ -172,19 +174,23 @@ async def asyncsess_row(
     write: Write | None = None,
     wipe: bool = True,
     data: Callable[[int], dict[str, Any]] = user_data,
+    background: bool = False,
     **options: Any,
 ) -> AsyncIterator[Prepared]:
     """asyncsess ``validate`` over ``n`` live sessions (sealed wherever data is at rest).
 
     ``write`` writes the sessions' records in bulk (see :func:`create_sessions`);
     without it each session is created by ``await mgr.create(...)``. The store
-    is wiped afterwards unless ``wipe=False`` (the caller drops it whole).
+    is wiped afterwards unless ``wipe=False`` (the caller drops it whole). With
+    ``background``, the manager's background tasks run (``mgr.running()``: the near
+    cache's channel needs it).
     """
     mgr = SessionManager(store, secret=SECRET, **options)
     try:
         try:
             tokens = await create_sessions(mgr, n, write, options, data)
-            yield Prepared(mgr.validate, tokens)
+            async with mgr.running() if background else nullcontext(mgr):
+                yield Prepared(mgr.validate, tokens)
         finally:  # also when set-up or another row failed: leave nothing behind
             if wipe:  # the store's own wipe (the manager's sweeps in batches first: slower)
                 await mgr.store.wipe()

@@ -114,7 +114,22 @@ async def redis_asyncsess(
 
 
 @asynccontextmanager
-async def cluster_asyncsess(n: int) -> AsyncIterator[Prepared]:
+async def redis_near(n: int) -> AsyncIterator[Prepared]:
+    """asyncsess with the near cache on (room for every session, its channel running): a
+    validate answers from process memory while Redis's invalidations say nothing changed."""
+    async with redis_asyncsess(n, near_cache=2 * n, background=True) as prepared:
+        yield prepared
+
+
+@asynccontextmanager
+async def cluster_near(n: int) -> AsyncIterator[Prepared]:
+    """As :func:`redis_near`, on the cluster (one channel per primary)."""
+    async with cluster_asyncsess(n, near_cache=2 * n, background=True) as prepared:
+        yield prepared
+
+
+@asynccontextmanager
+async def cluster_asyncsess(n: int, **options: Any) -> AsyncIterator[Prepared]:
     async with CLUSTER.use() as url:
         client = RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
         try:
@@ -123,7 +138,7 @@ async def cluster_asyncsess(n: int) -> AsyncIterator[Prepared]:
             await client.aclose()
         prefix = unique_prefix("asyncsess")
         async with asyncsess_row(
-            url, n, write=insert_each, store_options={"prefix": prefix}
+            url, n, write=insert_each, store_options={"prefix": prefix}, **options
         ) as prepared:
             yield prepared
 
@@ -285,10 +300,12 @@ ROWS = [
         "asyncsess",
         partial(redis_asyncsess, direct_reads=False),
     ),
+    Row("redis", "asyncsess (sealed, near_cache)", "asyncsess", redis_near),  # issue 13
     Row("redis", "redis.asyncio GET", "floor", redis_floor),
     Row("redis", "starsessions RedisStore", "peer", starsessions_redis),
     Row("redis", "aiohttp-session RedisStorage", "peer", aiohttp_session_redis),
     Row("redis", "fastapi-users RedisStrategy+user(dict)", "peer", fastapi_users_redis),
     Row("redis_cluster", "asyncsess (sealed)", "asyncsess", cluster_asyncsess),
+    Row("redis_cluster", "asyncsess (sealed, near_cache)", "asyncsess", cluster_near),
     Row("redis_cluster", "redis.asyncio RedisCluster GET", "floor", cluster_floor),
 ]

@@ -126,6 +126,14 @@ async def postgresql_asyncsess(n: int, **options: Any) -> AsyncIterator[Prepared
 
 
 @asynccontextmanager
+async def postgresql_near(n: int) -> AsyncIterator[Prepared]:
+    """asyncsess with the near cache on (room for every session, its channel running): a
+    validate answers from process memory while the table's trigger notifies no change."""
+    async with postgresql_asyncsess(n, near_cache=2 * n, background=True) as prepared:
+        yield prepared
+
+
+@asynccontextmanager
 async def mariadb_asyncsess(n: int, **options: Any) -> AsyncIterator[Prepared]:
     async with _server_asyncsess(MARIADB, n, **options) as prepared:
         yield prepared
@@ -328,6 +336,7 @@ ROWS = [
     Row("sqlite", FASTAPI_USERS, "peer", sqlite_fastapi_users),
     Row("postgresql", "asyncsess (sealed)", "asyncsess", postgresql_asyncsess),
     _bypass_off("postgresql", postgresql_asyncsess),
+    Row("postgresql", "asyncsess (sealed, near_cache)", "asyncsess", postgresql_near),  # issue 13
     Row("postgresql", "asyncpg fetchrow", "floor", postgresql_floor),
     Row("postgresql", FASTAPI_USERS, "peer", postgresql_fastapi_users),
     Row("mariadb", "asyncsess (sealed)", "asyncsess", mariadb_asyncsess),

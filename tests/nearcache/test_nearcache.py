@@ -267,6 +267,20 @@ async def test_no_entry_is_served_longer_than_the_ttl_after_its_read(
         assert (stats.near_cache_hits, stats.near_cache_misses) == (1, 2)
 
 
+async def test_a_session_in_use_is_read_again_ahead_of_its_ttl(
+    near_spec: StoreSpec, clock: FakeClock, other: SessionManager
+) -> None:
+    async with manager(near_spec, clock, near_cache=10, near_cache_ttl=0.3) as mgr:
+        token = await mgr.create("gil", nested(1))
+        for _ in range(40):  # 1.2 s: four ttls
+            assert await mgr.validate(token) is not None
+            await anyio.sleep(0.03)
+        stats = await mgr.stats()
+        assert stats.near_cache_misses == 1  # refreshed in the background, never missed
+        assert await other.update(token, nested(1, round_=1))
+        await eventually(lambda: _version(mgr, token, 2))
+
+
 async def test_without_its_task_group_the_cache_serves_nothing(
     near_spec: StoreSpec, clock: FakeClock
 ) -> None:
