@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..._deadline import Deadlines
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
 
 __all__ = ["UNAVAILABLE", "Caller", "client_from_url", "pool_slots"]
@@ -73,6 +74,7 @@ class Caller:
         self.timeout = timeout
         self.name = name
         self._slots = asyncio.Semaphore(pool_slots(client) - reserve)
+        self._deadlines = Deadlines(timeout)
         self._ready = not isinstance(client, RedisCluster)
         self._setup: asyncio.Lock | None = None
 
@@ -90,12 +92,14 @@ class Caller:
     ) -> T:
         """Run ``step(*args, **kw)`` within the timeout, mapping driver errors (fail closed)."""
         try:
-            # asyncio's own timeout and semaphore: redis.asyncio runs on asyncio only, and
-            # neither yields to the loop when nothing waits (anyio's checkpoint would)
-            async with asyncio.timeout(self.timeout), self._slots:
-                if not self._ready:
-                    await self._initialize()
-                return await step(*args, **kw)
+            # a shared deadline ticker (no timer per call) and asyncio's semaphore:
+            # redis.asyncio runs on asyncio only, and neither yields to the loop when
+            # nothing waits (anyio's checkpoint would)
+            with self._deadlines.bound():
+                async with self._slots:
+                    if not self._ready:
+                        await self._initialize()
+                    return await step(*args, **kw)
         except (TimeoutError, RedisTimeoutError) as exc:
             raise StoreUnavailable(
                 f"{self.name} did not answer within {self.timeout:g} s; check that it is up"

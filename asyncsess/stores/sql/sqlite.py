@@ -13,7 +13,6 @@ on the engine).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..._deadline import Deadlines
 from ...exceptions import StoreUnavailable
 from .engine import UNAVAILABLE, failure, reason
 from .statements import Compiled
@@ -46,6 +46,7 @@ class SQLite:
         self._in = head + " IN "
         self._reader: AsyncConnection | None = None
         self._reader_driver: Any = None
+        self._deadlines = Deadlines(timeout)
 
     def select_in(self, count: int) -> str:
         """``SELECT`` the rows of ``count`` keys (``WHERE key IN (?, ...)``)."""
@@ -99,11 +100,11 @@ class SQLite:
             raise StoreUnavailable(f"{self._what} is unavailable: {reason(exc)}") from exc
 
     async def read_held(self, sql: str, args: Sequence[Any]) -> list[Any]:
-        """One read on the held connection: one hop to its thread, bounded by asyncio's
-        own (cheaper) timeout and unshielded: a cancelled read leaves nothing half-done
-        on the connection (aiosqlite queues its statements)."""
+        """One read on the held connection: one hop to its thread, bounded without a timer
+        of its own (:mod:`asyncsess._deadline`) and unshielded: a cancelled read leaves
+        nothing half-done on the connection (aiosqlite queues its statements)."""
         try:
-            async with asyncio.timeout(self._timeout):
+            with self._deadlines.bound():
                 driver = self._reader_driver or await self.driver(await self.reader())
                 return list(await driver.execute_fetchall(sql, args))
         except TimeoutError as exc:
