@@ -44,6 +44,7 @@ from .common import (
     key_of,
     new_tokens,
     user_data,
+    warm,
 )
 from .peers import LIFETIME, User, aiohttp_requests, starsessions_load
 
@@ -115,9 +116,11 @@ async def redis_asyncsess(
 
 @asynccontextmanager
 async def redis_near(n: int) -> AsyncIterator[Prepared]:
-    """asyncsess with the near cache on (room for every session, its channel running): a
-    validate answers from process memory while Redis's invalidations say nothing changed."""
+    """asyncsess with the near cache on (room for every session, its channel running),
+    every session validated once first: a validate answers from process memory while
+    Redis's invalidations say nothing changed."""
     async with redis_asyncsess(n, near_cache=2 * n, background=True) as prepared:
+        await warm(prepared)
         yield prepared
 
 
@@ -125,6 +128,7 @@ async def redis_near(n: int) -> AsyncIterator[Prepared]:
 async def cluster_near(n: int) -> AsyncIterator[Prepared]:
     """As :func:`redis_near`, on the cluster (one channel per primary)."""
     async with cluster_asyncsess(n, near_cache=2 * n, background=True) as prepared:
+        await warm(prepared)
         yield prepared
 
 
