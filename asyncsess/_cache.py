@@ -6,12 +6,17 @@ one a session was opened from is not decrypted and parsed again. The session
 handed out is deeply immutable (:mod:`asyncsess.session`), so the very same
 object is handed out again, whatever its data's shape.
 
-Least recently used out first, bounded in entries and in bytes; an entry is
-counted as twice its record's payload plus a fixed overhead, about what the
-payload and the decoded data take together.
+Bounded in entries and in bytes, evicting by "second chance" (CLOCK), an
+approximation of least recently used that costs a hit no reordering: a hit
+only marks its entry used; eviction takes the oldest entry not used since it
+was last passed over, moving used ones to the back. An entry is counted as
+twice its record's payload plus a fixed overhead, about what the payload and
+the decoded data take together.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .session import Session
 from .stores.base import Record
@@ -19,6 +24,8 @@ from .stores.base import Record
 __all__ = ["DecodeCache"]
 
 _OVERHEAD = 512
+# An entry is a list [record last seen, session opened from it, used since last passed over].
+_RECORD, _SESSION, _USED = 0, 1, 2
 
 
 def _cost(payload: bytes) -> int:
@@ -26,12 +33,12 @@ def _cost(payload: bytes) -> int:
 
 
 class DecodeCache:
-    """Lookup key -> (the record last seen, the session opened from it), in LRU order."""
+    """Lookup key -> [the record last seen, the session opened from it, used], oldest first."""
 
     __slots__ = ("_entries", "hits", "max_bytes", "max_entries", "misses", "size")
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._entries: dict[str, tuple[Record, Session]] = {}
+        self._entries: dict[str, list[Any]] = {}
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.size = 0
@@ -50,54 +57,64 @@ class DecodeCache:
         (renewed) gives the kept session with the new expiry; any other
         difference is a miss.
         """
-        entry = self._entries.pop(record.key, None)
-        if entry is not None:
-            seen, session = entry
-            if seen is record:
-                self._entries[record.key] = entry  # now the most recently used
-                self.hits += 1
-                return session
-            if (
-                seen.payload == record.payload
-                and seen.user_ref == record.user_ref
-                and seen.version == record.version
-                and seen.created_at == record.created_at
-                and seen.absolute_at == record.absolute_at
-            ):
-                if session.expires != record.expires_at:  # renewed
-                    session = Session(
-                        session.id,
-                        session.user_id,
-                        session.data,
-                        session.version,
-                        session.created,
-                        record.expires_at,
-                        session.absolute_expires,
-                    )
-                self._entries[record.key] = (record, session)
-                self.hits += 1
-                return session
-            self.size -= _cost(seen.payload)
+        entry = self._entries.get(record.key)
+        if entry is None:
+            self.misses += 1
+            return None
+        seen: Record = entry[_RECORD]
+        if seen is record:
+            entry[_USED] = True
+            self.hits += 1
+            return entry[_SESSION]  # type: ignore[no-any-return]
+        if (
+            seen.payload == record.payload
+            and seen.user_ref == record.user_ref
+            and seen.version == record.version
+            and seen.created_at == record.created_at
+            and seen.absolute_at == record.absolute_at
+        ):
+            session: Session = entry[_SESSION]
+            if session.expires != record.expires_at:  # renewed
+                session = Session(
+                    session.id,
+                    session.user_id,
+                    session.data,
+                    session.version,
+                    session.created,
+                    record.expires_at,
+                    session.absolute_expires,
+                )
+            entry[:] = (record, session, True)
+            self.hits += 1
+            return session
+        self.drop(record.key)
         self.misses += 1
         return None
 
     def put(self, record: Record, session: Session) -> None:
-        """Keep ``session``, evicting the least recently used to stay within both bounds."""
+        """Keep ``session``, evicting (second chance) to stay within both bounds."""
         cost = _cost(record.payload)
         if not self.max_entries or cost > self.max_bytes:
             return
         self.drop(record.key)
         entries = self._entries
         while entries and (len(entries) >= self.max_entries or self.size + cost > self.max_bytes):
-            self.drop(next(iter(entries)))
-        entries[record.key] = (record, session)
+            oldest = next(iter(entries))
+            entry = entries[oldest]
+            if entry[_USED]:  # a second chance: to the back, unmarked
+                entry[_USED] = False
+                del entries[oldest]
+                entries[oldest] = entry
+            else:
+                self.drop(oldest)
+        entries[record.key] = [record, session, False]
         self.size += cost
 
     def drop(self, key: str) -> None:
         """Forget the session of ``key``, if kept."""
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self.size -= _cost(entry[0].payload)
+            self.size -= _cost(entry[_RECORD].payload)
 
     def clear(self) -> None:
         """Forget every session."""
