@@ -2,13 +2,17 @@
 process changes them: how long each change takes to be seen by every process.
 
 Used by ``tests/nearcache/test_fleet.py`` and by the bench's visibility row
-(``benchmarks/rows/nearcache.py``). Each worker (``python -m tests.nearcache.fleet URL
-OPTIONS SECRET``) reads the tokens to watch as one JSON line on stdin, validates each
-once, says ``{"ready": true}``, then validates them all in a tight loop, writing a line
+(``benchmarks/visibility.py``). Each worker (``python -m tests.nearcache.fleet URL
+OPTIONS SECRET PAUSE``) reads the tokens to watch as one JSON line on stdin, validates
+each once, says ``{"ready": true}``, then validates them all in a loop (pausing ``PAUSE``
+seconds between passes, as a server does between requests), writing a line
 ``{"i": <token index>, "state": <version and data, or null>, "t": <time.time()>}`` the
 first time it sees a token's state change; ``stats`` on stdin makes it write its
 manager's :class:`~asyncsess.Stats`, ``stop`` ends it. Times are wall-clock
 (``time.time``), comparable across processes on one machine.
+
+``python -m tests.nearcache.fleet revoke URL OPTIONS SECRET TOKEN`` is another process
+that revokes one session once it has started and prints when its ``revoke`` returned.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def nested(i: int, round_: int = 0) -> dict[str, Any]:
 # -- the worker ---------------------------------------------------------------------------
 
 
-async def _worker(url: str, options: dict[str, Any], secret: str) -> None:
+async def _worker(url: str, options: dict[str, Any], secret: str, pause: float) -> None:
     mgr = SessionManager(url, secret=secret, near_cache=100_000, store_options=options)
     stdin = anyio.wrap_file(sys.stdin)
 
@@ -90,7 +94,19 @@ async def _worker(url: str, options: dict[str, Any], secret: str) -> None:
                         if now != states[i]:
                             states[i] = now
                             say(i=i, state=now, t=time.time())
+                await anyio.sleep(pause)
         say(stats=dataclasses.asdict(await mgr.stats()))
+
+
+async def _revoker(url: str, options: dict[str, Any], secret: str, token: str) -> None:
+    mgr = SessionManager(url, secret=secret, store_options=options)
+    try:
+        assert await mgr.validate(token) is not None  # connected: the revoke alone is timed
+        await anyio.sleep(0.2)
+        assert await mgr.revoke(token)
+        sys.stdout.write(f"{time.time()!r}\n")
+    finally:
+        await mgr.aclose()
 
 
 # -- the controller -----------------------------------------------------------------------
@@ -182,10 +198,12 @@ async def _drain(worker: _Worker) -> None:
 
 @asynccontextmanager
 async def fleet(
-    url: str, options: dict[str, Any], secret: str, size: int = 3
+    url: str, options: dict[str, Any], secret: str, size: int = 3, pause: float = 0.001
 ) -> AsyncIterator[Fleet]:
-    """Start ``size`` workers on the store at ``url`` (with ``store_options``); stop them after."""
-    command = [sys.executable, "-m", "tests.nearcache.fleet", url, json.dumps(options), secret]
+    """Start ``size`` workers on the store at ``url`` (with ``store_options``), each pausing
+    ``pause`` seconds between passes over its tokens; stop them after."""
+    module = "tests.nearcache.fleet"
+    command = [sys.executable, "-m", module, url, json.dumps(options), secret, str(pause)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     async with AsyncExitStack() as stack:
         workers = []
@@ -267,4 +285,7 @@ async def changes(
 
 
 if __name__ == "__main__":
-    anyio.run(_worker, sys.argv[1], json.loads(sys.argv[2]), sys.argv[3])
+    if sys.argv[1] == "revoke":
+        anyio.run(_revoker, sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5])
+    else:
+        anyio.run(_worker, sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], float(sys.argv[4]))

@@ -6,9 +6,12 @@ the caches come back. The figures (p50, p99) are printed (``pytest -s``)."""
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
 
+import anyio
 import pytest
 
 from tests.backends import StoreSpec
@@ -16,7 +19,7 @@ from tests.conftest import SECRET
 
 from .conftest import manager
 from .faults import kill_channels
-from .fleet import changes, fleet, nested, quantile
+from .fleet import ROOT, changes, fleet, nested, quantile
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -80,3 +83,23 @@ async def test_a_cut_channel_is_found_and_comes_back_in_every_process(
         assert await writer.revoke(tokens[1])
         again = await workers.seen_by_all(1, None, time.time(), BOUND)
         assert max(again) <= BOUND and not any(map(math.isinf, again)), workers.errors()
+
+
+async def test_a_loop_that_never_waits_still_hears_a_change(near_spec: StoreSpec) -> None:
+    """This process validates from memory without awaiting anything else while another
+    process revokes: the hits let the event loop run often enough for the channel."""
+    async with manager(near_spec, near_cache=10) as mgr:
+        token = await mgr.create("quinn", nested(1))
+        assert await mgr.validate(token) is not None
+        command = [sys.executable, "-m", "tests.nearcache.fleet", "revoke", near_spec.url]
+        command += [json.dumps(near_spec.options), SECRET, token]
+        async with await anyio.open_process(command, cwd=ROOT) as revoker:
+            started = time.monotonic()
+            while await mgr.validate(token) is not None:  # a hit never waits for anything
+                assert time.monotonic() - started < 30, "the revoke was never seen"
+            seen = time.time()
+            assert revoker.stdout is not None
+            revoked = float((await revoker.stdout.receive()).decode())
+            assert await revoker.wait() == 0
+        assert seen - revoked <= BOUND
+        assert (await mgr.stats()).near_cache_hits > 1000  # it was spinning on hits
