@@ -14,6 +14,8 @@ Environment variables (all optional):
 ``ASYNCSESS_MAX_SESSIONS_PER_USER``   sessions kept per user (``none``: no bound)
 ``ASYNCSESS_DECODE_CACHE``            decoded sessions kept (``0``: none)
 ``ASYNCSESS_DECODE_CACHE_BYTES``      about how much memory they may take, bytes
+``ASYNCSESS_NEAR_CACHE``              live sessions kept in the near cache (``0``: off)
+``ASYNCSESS_NEAR_CACHE_TTL``          the longest a near-cache entry is served, seconds
 ====================================  ==============================================
 
 Mappings take the same settings by keyword name (``store``, ``secret``,
@@ -47,10 +49,18 @@ _KWARGS = frozenset(
         "decode_cache_bytes",
         "max_data_bytes",
         "max_sessions_per_user",
+        "near_cache",
+        "near_cache_ttl",
     }
 )
 #: Settings that are a size (``int >= 0``); those in _OPTIONAL also take ``none``.
-_SIZES = ("decode_cache", "decode_cache_bytes", "max_data_bytes", "max_sessions_per_user")
+_SIZES = (
+    "decode_cache",
+    "decode_cache_bytes",
+    "max_data_bytes",
+    "max_sessions_per_user",
+    "near_cache",
+)
 _OPTIONAL = frozenset({"max_data_bytes", "max_sessions_per_user"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -148,7 +158,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
         out["store"] = url
     if secret := env.get("ASYNCSESS_SECRET"):
         out["secret"] = [s.strip() for s in secret.split(",") if s.strip()]
-    for name in ("idle_timeout", "absolute_timeout", "sweep_interval"):
+    for name in ("idle_timeout", "absolute_timeout", "sweep_interval", "near_cache_ttl"):
         if value := env.get(f"ASYNCSESS_{name.upper()}"):
             out[name] = duration(value, f"ASYNCSESS_{name.upper()}")
     if value := env.get("ASYNCSESS_PRIVACY_MODE"):

@@ -138,3 +138,24 @@ async def _resets(mgr: SessionManager) -> bool:
 async def _hit(mgr: SessionManager, token: str) -> bool:
     before = (await mgr.stats()).near_cache_hits
     return await mgr.validate(token) is not None and (await mgr.stats()).near_cache_hits > before
+
+
+async def test_the_environment_and_a_mapping_turn_it_on(redis_store_spec: StoreSpec) -> None:
+    env = {
+        "ASYNCSESS_URL": redis_store_spec.url,
+        "ASYNCSESS_SECRET": SECRET,
+        "ASYNCSESS_NEAR_CACHE": "100",
+        "ASYNCSESS_NEAR_CACHE_TTL": "2.5",
+    }
+    config = {"store": redis_store_spec.url, "secret": SECRET, "near_cache": 100}
+    options = {"store_options": redis_store_spec.options}
+    for mgr in (
+        SessionManager.from_env(env, **options),
+        SessionManager.from_config(config, **options),
+    ):
+        async with mgr:
+            token = await mgr.create("eve", nested(1))
+            assert await mgr.validate(token) is not None and await mgr.validate(token) is not None
+            assert (await mgr.stats()).near_cache_hits == 1
+    with pytest.raises(ConfigurationError, match="ASYNCSESS_NEAR_CACHE_TTL"):
+        SessionManager.from_env({**env, "ASYNCSESS_NEAR_CACHE_TTL": "soon"})
