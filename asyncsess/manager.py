@@ -76,9 +76,10 @@ class SessionManager(Upkeep, LoginMethods):
     Session data is handed out deeply immutable (read-only mappings, lists as
     tuples: see :mod:`asyncsess.session`), so every decoded session is kept
     in a cache of ``decode_cache`` sessions within about ``decode_cache_bytes``
-    (least recently used out first) and handed out again while its record's
-    bytes are unchanged: a validate still reads the store every time, but does
-    not decrypt and parse the same record twice. ``0`` keeps none.
+    (second-chance eviction, about least recently used) and handed out again
+    while its record's bytes are unchanged: a validate still reads the store
+    every time, but does not decrypt and parse the same record twice. ``0``
+    keeps none.
 
     ``near_cache=N`` keeps up to ``N`` live sessions in process memory and
     answers validate from there, with no store round trip, while the store's
