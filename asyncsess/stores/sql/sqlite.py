@@ -106,7 +106,8 @@ class SQLite:
         try:
             with self._deadlines.bound():
                 driver = self._reader_driver or await self.driver(await self.reader())
-                return list(await driver.execute_fetchall(sql, args))
+                rows: list[Any] = await driver.execute_fetchall(sql, args)  # a list
+                return rows
         except TimeoutError as exc:
             raise StoreUnavailable(
                 f"{self._what} did not answer within {self._timeout:g} s"

@@ -179,8 +179,10 @@ class SQLStore(Store):
         """Read one record with one SELECT; a due renewal adds one UPDATE."""
         if self._direct is not None:
             rows = await self._fetch([key])
-        elif self._held is not None:
-            rows = await self._read_held(self._held, self._held.get, (key,))
+        elif self._held is not None:  # straight to the held aiosqlite connection
+            if not self._opened:
+                await self.open()
+            rows = await self._held.read_held(self._held.get, (key,))
         else:
             async with self._connect(read=True) as conn:
                 rows, _ = await self._run(conn, "get", key=key)
@@ -221,15 +223,11 @@ class SQLStore(Store):
                 return list((await conn.execute(statement, {"keys": unique})).all())
         sql = self._sqlite.select_in(len(unique))  # straight on aiosqlite, as get
         if self._held is not None:
-            return await self._read_held(self._held, sql, unique)
+            if not self._opened:
+                await self.open()
+            return await self._held.read_held(sql, unique)
         async with self._connect(read=True) as conn:
             return list(await (await self._sqlite.driver(conn)).execute_fetchall(sql, unique))
-
-    async def _read_held(self, held: SQLite, sql: str, args: Sequence[Any]) -> list[Any]:
-        """One read on the held aiosqlite connection (see :meth:`.sqlite.SQLite.read_held`)."""
-        if not self._opened:
-            await self.open()
-        return await held.read_held(sql, args)
 
     async def _fetch(self, keys: list[str]) -> list[Any]:
         """SELECT the rows of ``keys`` through the bypass (:mod:`.direct`)."""
