@@ -1,6 +1,7 @@
 """``nox -s bench`` entry point: validate-path throughput per store, beside floors and peers.
 
     python -m benchmarks.bench [--quick] [--stores memory,file,...] [--seconds S] [--reps R]
+                               [--otel-api]
 
 Writes a table to the terminal, ``benchmarks/results/latest.json`` and
 ``benchmarks/results/latest.png`` (``partial.json``/``.png`` for a ``--quick``
@@ -24,6 +25,7 @@ from typing import Any
 
 import anyio
 
+from . import otel_api
 from .harness import Prepared, Row, Sample, check_valid, measure, summarize
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -174,6 +176,27 @@ def chart(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+async def otel_api_run(rows: list[Row], args: argparse.Namespace, given: list[str]) -> int:
+    """``--otel-api``: writes ``otel_api.json`` beside the other results."""
+    seconds, rounds = args.seconds or 0.2, args.reps or 40  # many short rounds: see otel_api
+    started = time.time()
+    compared = await otel_api.run(rows, args.sessions, seconds, rounds, CONCURRENCY)
+    print(otel_api.report(compared))
+    report = {
+        "command": " ".join(["nox -s bench --", *given]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": sys.version.split()[0]},
+        "libraries": {**versions(), **otel_api.versions()},
+        "settings": {"seconds_per_sample": seconds, "rounds": rounds, "sessions": args.sessions},
+        "results": compared,
+    }  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "otel_api.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out / 'otel_api.json'}")
+    return 0
+
+
 async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench",
@@ -186,11 +209,19 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="repetitions (at least 5)")
     parser.add_argument("--sessions", type=int, default=10_000, help="live sessions per row")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--otel-api",
+        action="store_true",
+        help="instead: each asyncsess row against itself built without opentelemetry "
+        "importable, in adjacent samples (see benchmarks/otel_api.py)",
+    )
     given = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(given)
     seconds = args.seconds or (0.25 if args.quick else 1.0)
     reps = max(5, args.reps or 5)
     rows, servers = load_rows(set(args.stores.split(",")) if args.stores else None)
+    if args.otel_api:  # a run of its own: see benchmarks/otel_api.py
+        return await otel_api_run(rows, args, given)
     results: list[dict[str, Any]] = []
     started = time.time()
     for store in dict.fromkeys(r.store for r in rows):

@@ -156,7 +156,8 @@ def failure(exc: BaseException) -> Outcome:
 class _Meters:
     """The instruments of one meter provider, shared by every manager reporting to it."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, metrics: Any) -> None:
+        self._observation = metrics.Observation
         self.operations = meter.create_counter(
             "asyncsess.operations", unit="{operation}", description="Session operations"
         )
@@ -175,7 +176,7 @@ class _Meters:
         )
 
     def _observe(self, options: CallbackOptions) -> Iterator[Observation]:
-        observation = _api("metrics").Observation
+        observation = self._observation
         for source in list(self.sources):
             if source.sessions is not None:
                 live, expired = source.sessions
@@ -190,11 +191,21 @@ _METERS: weakref.WeakKeyDictionary[Any, _Meters] = weakref.WeakKeyDictionary()
 class Tracing:
     """One manager's link to OpenTelemetry: its tracer and instruments once they record."""
 
-    __slots__ = ("__weakref__", "config", "meters", "sessions", "store", "tracer")
+    __slots__ = (
+        "__weakref__",
+        "_metrics",
+        "_trace",
+        "config",
+        "meters",
+        "sessions",
+        "store",
+        "tracer",
+    )
 
-    def __init__(self, config: Telemetry, store: str) -> None:
+    def __init__(self, config: Telemetry, store: str, trace: Any, metrics: Any) -> None:
         self.config = config
         self.store = store
+        self._trace, self._metrics = trace, metrics  # the API's modules, imported once
         self.tracer: Tracer | None = None
         self.meters: _Meters | None = None
         #: (live, expired) of the last ``stats()``, for the gauge.
@@ -214,16 +225,16 @@ class Tracing:
     def refresh(self) -> bool:
         """Pick up the providers that record now; return :attr:`live`."""
         if self.tracer is None:
-            tracer_provider = self.config.tracer_provider or _api("trace").get_tracer_provider()
+            tracer_provider = self.config.tracer_provider or self._trace.get_tracer_provider()
             if _is_sdk(tracer_provider):
                 self.tracer = tracer_provider.get_tracer("asyncsess", _version())
         if self.meters is None:
-            meter_provider = self.config.meter_provider or _api("metrics").get_meter_provider()
+            meter_provider = self.config.meter_provider or self._metrics.get_meter_provider()
             if _is_sdk(meter_provider):
                 meters = _METERS.get(meter_provider)
                 if meters is None:
                     meter = meter_provider.get_meter("asyncsess", _version())
-                    meters = _METERS[meter_provider] = _Meters(meter)
+                    meters = _METERS[meter_provider] = _Meters(meter, self._metrics)
                 meters.sources.add(self)
                 self.meters = meters
         return self.live
@@ -253,7 +264,7 @@ class Tracing:
             except BaseException as exc:
                 outcome = failure(exc)
                 if span is not None and outcome in ("store_error", "error"):
-                    trace = _api("trace")
+                    trace = self._trace
                     span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
                     span.set_attribute("error.type", f"{type(exc).__module__}.{type(exc).__name__}")
                 raise
@@ -285,12 +296,12 @@ def resolve(telemetry: bool | Telemetry | None, store: str) -> Tracing | None:
             f"telemetry must be True, False, None or a Telemetry, not {telemetry!r}"
         )
     try:
-        _api("trace")
-        _api("metrics")
+        trace, metrics = _api("trace"), _api("metrics")
     except ImportError as exc:
         if telemetry is None:
             return None
         raise MissingDependency(
             f"telemetry needs the opentelemetry-api package: {_INSTALL}"
         ) from exc
-    return Tracing(telemetry if isinstance(telemetry, Telemetry) else Telemetry(), store)
+    config = telemetry if isinstance(telemetry, Telemetry) else Telemetry()
+    return Tracing(config, store, trace, metrics)
