@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from redis import Redis
 
 from asyncsess import SessionManager, StoreError, StoreUnavailable
 from benchmarks.soak.relay import Relay
@@ -21,6 +22,7 @@ from tests.backends import StoreSpec, unavailable
 from tests.backends.redis import RedisProcess, unique_prefix
 from tests.backends.sql import POSTGRESQL_URL
 from tests.conftest import FakeClock
+from tests.redis_cluster import cluster_available, redis_cluster
 
 from .conftest import eventually, manager
 from .faults import kill_channels
@@ -217,3 +219,41 @@ async def test_a_redis_cluster_failover_resubscribes_to_the_new_primary(
 
 async def _gone(mgr: SessionManager, token: str) -> bool:
     return await mgr.validate(token) is None
+
+
+@pytest.fixture
+def private_cluster(tmp_path: Path) -> Iterator[str]:
+    """A 3-master Redis Cluster of the test's own, whose slots the test may move."""
+    if not cluster_available():
+        unavailable("redis-server and redis-cli (for a Redis Cluster)", "install redis-server")
+    with redis_cluster(tmp_path / "cluster") as url:
+        yield url
+
+
+def _move_an_empty_slot(url: str) -> None:
+    """Give one empty slot of the first primary to the second, on every node."""
+    nodes = []
+    with Redis.from_url(url.replace("redis+cluster://", "redis://")) as seed:
+        for line in seed.execute_command("CLUSTER", "NODES").decode().splitlines():
+            node_id, address, flags, *_, first = line.split()[:9]
+            if "master" in flags:
+                host, port = address.split("@")[0].rsplit(":", 1)
+                nodes.append((node_id, host, int(port), int(first.split("-")[0])))
+    target = nodes[1][0]
+    with Redis(host=nodes[0][1], port=nodes[0][2]) as owner:
+        slot = next(s for s in range(nodes[0][3], 16384) if not owner.cluster("countkeysinslot", s))
+    for _, host, port, _ in nodes:
+        with Redis(host=host, port=port) as node:
+            node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target)
+
+
+@pytest.mark.slow
+async def test_a_moved_slot_resets_the_channel_onto_the_new_map(private_cluster: str) -> None:
+    spec = StoreSpec(private_cluster, {"prefix": unique_prefix()})
+    async with manager(spec, near_cache=100) as mgr:
+        tokens = [await mgr.create("rae", nested(i)) for i in range(10)]
+        for token in tokens * 2:
+            assert await mgr.validate(token) is not None
+        await anyio.to_thread.run_sync(_move_an_empty_slot, private_cluster)
+        await eventually(lambda: _resets(mgr, 1), within=LOSS_BOUND + 1)  # checked every 1 s
+        await eventually(lambda: _serving(mgr, tokens[0]), within=5)
