@@ -197,6 +197,7 @@ class NearCache:
                 self._forget(key)
             else:
                 until, refresh = read_at + self.ttl, read_at + self.ttl * REFRESH_AT
+                del self._entries[key]  # to the back: entries stay in the order of their reads
                 self._entries[key] = (entry[0], entry[1], until, refresh)
 
     # -- invalidation ---------------------------------------------------------
