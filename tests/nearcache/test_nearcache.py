@@ -302,3 +302,19 @@ async def test_stats_are_all_zero_with_the_near_cache_off(other: SessionManager)
     stats = dataclasses.asdict(await other.stats())
     near = {k: v for k, v in stats.items() if k.startswith("near_cache_")}
     assert len(near) == 5 and not any(near.values())
+
+
+async def test_the_cache_holds_at_most_its_size(near_spec: StoreSpec, clock: FakeClock) -> None:
+    async with manager(near_spec, clock, near_cache=2) as mgr:
+        tokens = [await mgr.create("kai", nested(i)) for i in range(3)]
+        for token in tokens:
+            assert await mgr.validate(token) is not None
+        assert (await mgr.stats()).near_cache_entries == 2
+        assert await mgr.validate(tokens[2]) is not None  # the last read: kept
+        assert await mgr.validate(tokens[0]) is not None  # the first: evicted, read again
+        stats = await mgr.stats()
+        assert (stats.near_cache_hits, stats.near_cache_misses, stats.near_cache_entries) == (
+            1,
+            4,
+            2,
+        )
