@@ -18,12 +18,12 @@ from .exceptions import StoreUnavailable as StoreUnavailable
 from .exceptions import UnknownUser as UnknownUser
 from .exceptions import UserExists as UserExists
 from .manager import SessionManager as SessionManager
+from .migration import MigrationResult as MigrationResult
+from .migration import migrate as migrate
 from .observe import Event as Event
 from .observe import Events as Events
 from .observe import Subscription as Subscription
 from .observe import Telemetry as Telemetry
-from .migration import MigrationResult as MigrationResult
-from .migration import migrate as migrate
 from .ratelimit import Decision as Decision
 from .ratelimit import RateLimiter as RateLimiter
 from .session import Session as Session
