@@ -44,7 +44,7 @@ from .common import (
     key_of,
     new_tokens,
     user_data,
-    warm,
+    warmed,
 )
 from .peers import LIFETIME, User, aiohttp_requests, starsessions_load
 
@@ -120,16 +120,14 @@ async def redis_near(n: int) -> AsyncIterator[Prepared]:
     every session validated once first: a validate answers from process memory while
     Redis's invalidations say nothing changed."""
     async with redis_asyncsess(n, near_cache=2 * n, background=True) as prepared:
-        await warm(prepared)
-        yield prepared
+        yield await warmed(prepared)
 
 
 @asynccontextmanager
 async def cluster_near(n: int) -> AsyncIterator[Prepared]:
     """As :func:`redis_near`, on the cluster (one channel per primary)."""
     async with cluster_asyncsess(n, near_cache=2 * n, background=True) as prepared:
-        await warm(prepared)
-        yield prepared
+        yield await warmed(prepared)
 
 
 @asynccontextmanager

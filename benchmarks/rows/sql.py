@@ -43,7 +43,7 @@ from asyncsess.stores.base import Record
 from asyncsess.stores.sql import SQLStore, sessions_table
 
 from ..harness import Prepared, Row
-from .common import asyncsess_row, floor_record, key_of, new_tokens, warm
+from .common import asyncsess_row, floor_record, key_of, new_tokens, warmed
 
 POSTGRESQL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 MARIADB = "mysql+asyncmy://root@127.0.0.1:3306/test"
@@ -131,8 +131,7 @@ async def postgresql_near(n: int) -> AsyncIterator[Prepared]:
     every session validated once first: a validate answers from process memory while the
     table's trigger notifies no change."""
     async with postgresql_asyncsess(n, near_cache=2 * n, background=True) as prepared:
-        await warm(prepared)
-        yield prepared
+        yield await warmed(prepared)
 
 
 @asynccontextmanager
