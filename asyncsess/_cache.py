@@ -35,10 +35,10 @@ def _cost(payload: bytes) -> int:
 class DecodeCache:
     """Lookup key -> [the record last seen, the session opened from it, used], oldest first."""
 
-    __slots__ = ("_entries", "hits", "max_bytes", "max_entries", "misses", "size")
+    __slots__ = ("entries", "hits", "max_bytes", "max_entries", "misses", "size")
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._entries: dict[str, list[Any]] = {}
+        self.entries: dict[str, list[Any]] = {}
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.size = 0
@@ -46,7 +46,7 @@ class DecodeCache:
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def get(self, record: Record) -> Session | None:
         """The session opened from ``record``'s very bytes, or ``None`` (open it).
@@ -57,7 +57,7 @@ class DecodeCache:
         (renewed) gives the kept session with the new expiry; any other
         difference is a miss.
         """
-        entry = self._entries.get(record.key)
+        entry = self.entries.get(record.key)
         if entry is None:
             self.misses += 1
             return None
@@ -97,7 +97,7 @@ class DecodeCache:
         if not self.max_entries or cost > self.max_bytes:
             return
         self.drop(record.key)
-        entries = self._entries
+        entries = self.entries
         while entries and (len(entries) >= self.max_entries or self.size + cost > self.max_bytes):
             oldest = next(iter(entries))
             entry = entries[oldest]
@@ -112,11 +112,11 @@ class DecodeCache:
 
     def drop(self, key: str) -> None:
         """Forget the session of ``key``, if kept."""
-        entry = self._entries.pop(key, None)
+        entry = self.entries.pop(key, None)
         if entry is not None:
             self.size -= _cost(entry[_RECORD].payload)
 
     def clear(self) -> None:
         """Forget every session."""
-        self._entries.clear()
+        self.entries.clear()
         self.size = 0

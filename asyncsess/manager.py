@@ -1,58 +1,47 @@
-"""SessionManager: the public API and its lifecycle.
+"""SessionManager: building a manager, creating sessions, and the hot path, ``validate``.
 
-The policy lives here once (tokens, expiry, renewal, background tasks) with
-the hot path, :meth:`SessionManager.validate`. Each other job has its module:
-building the parts from the arguments in :mod:`asyncsess._setup` (settings in
-:mod:`asyncsess.config`), the record format and sealing call in
-:mod:`asyncsess._codec`, the writes (create, rotate, update, ending sessions)
-and other record-level work in :mod:`asyncsess._records`, the decoded-session
-cache in :mod:`asyncsess._cache`, the sweeper in :mod:`asyncsess._sweeper`,
-batching in :mod:`asyncsess._batching`, the accounts wiring in
-:mod:`asyncsess.accounts.login`, telemetry and events in :mod:`asyncsess.observe`.
+The rest of the API is in mixins by job: changing and ending sessions in
+:mod:`asyncsess._changes` (the store work in :mod:`asyncsess._records`),
+opening, background tasks and closing in :mod:`asyncsess._lifecycle`,
+store-wide upkeep in :mod:`asyncsess._upkeep`, login in
+:mod:`asyncsess.accounts.login`. Building the parts is :mod:`asyncsess._setup`.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, Self, cast
 
 import anyio
-from anyio.abc import TaskStatus
 
 from ._cache import DecodeCache
+from ._changes import Changes
 from ._codec import check_data
+from ._lifecycle import BackgroundTask, Lifecycle
 from ._records import Records
-from ._setup import batcher_for, check_user, codec_for, open_parts, store_from
-from ._sweeper import run_sweeper
+from ._setup import batcher_for, check_user, codec_for, store_from
 from ._upkeep import Upkeep
 from .accounts.core import Accounts
 from .accounts.login import LoginDesk, LoginMethods
 from .config import check_fraction, check_size, duration, settings_from_env, settings_from_mapping
-from .exceptions import AsyncsessError, fail_closed, store_failure
+from .exceptions import AsyncsessError, store_failure
 from .nearcache import near_cache_for
 from .observe.events import Events
 from .observe.observer import Observer, observed
 from .observe.telemetry import Telemetry, store_kind
 from .ratelimit import RateLimiter
 from .sealing import normalize_secrets
-from .session import Session, SessionInfo
+from .session import Session
 from .stores.base import Renewal, Store
-from .tokens import lookup_key, new_token
+from .tokens import hash_key, lookup_key, new_token
 
 __all__ = ["SessionManager"]
 
-log = logging.getLogger("asyncsess")
 
-#: A coroutine function taking ``task_status`` by keyword, as ``TaskGroup.start`` wants.
-BackgroundTask = Callable[..., Coroutine[Any, Any, None]]
-
-
-class SessionManager(Upkeep, LoginMethods):
+class SessionManager(Lifecycle, Changes, Upkeep, LoginMethods):
     """Create, validate, renew and revoke sessions on any store.
 
     ``store`` is a URL (``memory://``, ``file:///path``, ``redis://host``,
@@ -103,6 +92,23 @@ class SessionManager(Upkeep, LoginMethods):
     subscribers, for audit logs (:mod:`asyncsess.observe.events`).
     """
 
+    # What validate reads: slots, faster than a dict of this many attributes.
+    __slots__ = (
+        "_batcher",
+        "_cache",
+        "_clock",
+        "_decoded",
+        "_in_process",
+        "_key_of",
+        "_near",
+        "_observer",
+        "_opened",
+        "_records",
+        "_renew_window",
+        "idle_timeout",
+        "store",
+    )
+
     def __init__(
         self,
         store: str | Store = "memory://",
@@ -138,6 +144,7 @@ class SessionManager(Upkeep, LoginMethods):
         self._cache = DecodeCache(
             decode_cache, check_size("decode_cache_bytes", decode_cache_bytes)
         )
+        self._decoded = self._cache.entries
         self.max_sessions_per_user = check_size(
             "max_sessions_per_user", max_sessions_per_user, least=1, optional=True
         )
@@ -154,6 +161,8 @@ class SessionManager(Upkeep, LoginMethods):
         self.events: Events = self._observer.events
         self._in_process = in_process = not type(self.store).persistent
         self._sealed = privacy_mode and not in_process
+        # In process, a dict lookup costs less than checking a token's alphabet first.
+        self._key_of = hash_key if in_process else lookup_key
         secrets = normalize_secrets(secret)
         self._codec, self._key_file = codec_for(
             self.store, secrets, privacy_mode=privacy_mode, max_data_bytes=max_data_bytes
@@ -185,9 +194,6 @@ class SessionManager(Upkeep, LoginMethods):
             client_limiter=client_limiter,
             events=self.events,
         )
-        self.accounts = accounts
-        self.login_limiter = login_limiter
-        self.client_limiter = client_limiter
         self._background += [limiter.cleanup_task for limiter in self._desk.limiters()]
         self._background += self._observer.tasks(self.stats)
         if self._near is not None and self._near.run is not None:
@@ -208,68 +214,6 @@ class SessionManager(Upkeep, LoginMethods):
             f"SessionManager({type(self.store).__name__}, sealed={self._sealed}, "
             f"idle_timeout={self.idle_timeout:g}s, absolute_timeout={self.absolute_timeout:g}s)"
         )
-
-    # -- lifecycle -------------------------------------------------------
-
-    async def _open(self) -> None:
-        if self._opened:
-            return
-        async with self._open_lock:
-            if not self._opened:
-                await open_parts(self.store, self._codec, self._key_file)
-                if self._near is not None and self._near.prepare is not None:
-                    await self._near.prepare()  # e.g. PostgreSQL's notify trigger
-                self._opened = True
-
-    def add_background_task(self, task: BackgroundTask) -> None:
-        """Run ``task`` in the manager's task group (``async with`` / :meth:`running`)."""
-        self._background.append(task)
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[Self]:
-        """Run the background tasks (sweeper, limiter cleanup) for the duration of the block."""
-        await self._open()
-        async with anyio.create_task_group() as tg:
-            for task in self._background:
-                await tg.start(task)
-            try:
-                yield self
-            finally:
-                tg.cancel_scope.cancel()
-
-    async def __aenter__(self) -> Self:
-        stack = AsyncExitStack()
-        try:
-            await stack.enter_async_context(self.running())
-        except BaseException:  # e.g. a ConfigurationError on opening: leave nothing open
-            await self.aclose()
-            raise
-        self._exit_stack = stack
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack, self._exit_stack = self._exit_stack, None
-        try:
-            if stack is not None:
-                await stack.aclose()
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the store if this manager opened it from a URL."""
-        if self._owns_store:
-            with fail_closed:
-                await self.store.aclose()
-        self._opened = False
-
-    async def _sweeper(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Sweep about once per ``sweep_interval`` (see :mod:`asyncsess._sweeper`)."""
-        await run_sweeper(self.store, self.sweep, self.sweep_interval, task_status=task_status)
 
     # -- the public API --------------------------------------------------
 
@@ -313,7 +257,7 @@ class SessionManager(Upkeep, LoginMethods):
         watch = self._observer.on  # something to report (asyncsess.observe)? else one check
         if watch and self._observer.wraps():
             return await self._observer.validate(self.validate, token)
-        key = lookup_key(token)
+        key = self._key_of(token)
         if key is None:
             return None
         if not self._opened:
@@ -348,7 +292,13 @@ class SessionManager(Upkeep, LoginMethods):
         if record is None or record.expires_at <= now or record.absolute_at <= now:
             session = None
         else:
-            session = self._cache.get(record)
+            entry = self._decoded.get(key)
+            if entry is not None and entry[0] is record:  # the very record opened before
+                entry[2] = True
+                self._cache.hits += 1
+                session = entry[1]
+            else:
+                session = self._cache.get(record)
             if session is None:  # a str: it has a lookup key
                 session = await self._records.open(cast(str, token), record)
             if near is not None and session is not None:
@@ -356,85 +306,6 @@ class SessionManager(Upkeep, LoginMethods):
         if watch:
             self._observer.validated(record, session, now)
         return session
-
-    @observed("revoke")
-    async def revoke(self, token: object) -> bool:
-        """End the session of ``token``; ``True`` if it existed.
-
-        Raises :class:`~asyncsess.StoreUnavailable` (or another
-        :class:`~asyncsess.StoreError`) when the store fails.
-        """
-        key = await self._key(token)
-        return False if key is None else await self._records.revoke(key, cast(str, token))
-
-    @observed("revoke_all")
-    async def revoke_all(self, user_id: str, *, keep: object = None) -> int:
-        """End every session of ``user_id`` (but the one of token ``keep``); return the count.
-
-        ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
-        """
-        check_user(user_id)
-        await self._open()
-        return await self._records.end_user(user_id, lookup_key(keep))
-
-    @observed("revoke_session")
-    async def revoke_session(self, session_id: object, *, user_id: str) -> bool:
-        """End one of ``user_id``'s sessions by its id (:attr:`Session.id`, :attr:`SessionInfo.id`).
-
-        Returns ``False`` when ``session_id`` is not the id of one of
-        ``user_id``'s live sessions (another user's, an anonymous one, ended,
-        or not an id at all): "log out that device", owner checked.
-        ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
-        """
-        check_user(user_id)
-        await self._open()
-        return await self._records.end(session_id, user_id)
-
-    async def sessions(self, user_id: str) -> list[SessionInfo]:
-        """List the live sessions of ``user_id``, oldest first (ids and times, no tokens).
-
-        ``user_id`` must be a non-empty ``str`` (``TypeError``, ``ValueError``).
-        """
-        check_user(user_id)
-        await self._open()
-        return await self._records.infos(user_id)
-
-    async def _key(self, token: object) -> str | None:
-        """The store key of a well-formed ``token`` (``None`` otherwise), the store opened."""
-        key = lookup_key(token)
-        if key is not None:
-            await self._open()
-        return key
-
-    @observed("rotate")
-    async def rotate(self, token: object) -> str | None:
-        """Move the session of ``token`` to a new token and end the old one.
-
-        The session keeps its data, version, creation and absolute expiry.
-        Returns ``None`` when ``token`` is not a live session. The old record
-        is deleted only if it is still at the version read: a concurrent
-        update is carried over (rotate reads again); if the session keeps
-        changing, :class:`~asyncsess.SessionConflict` is raised.
-        """
-        key = await self._key(token)
-        return None if key is None else await self._records.rotate(key, cast(str, token))
-
-    @observed("update")
-    async def update(
-        self, token: object, data: Mapping[str, Any], *, version: int | None = None
-    ) -> bool:
-        """Replace the data of the session of ``token``; ``False`` if it is not live.
-
-        With ``version``, the write happens only if the session is still at
-        that version; otherwise :class:`~asyncsess.SessionConflict` is raised.
-        Without it, concurrent updates are applied one after the other (after
-        16 lost in a row, ``SessionConflict`` with ``attempts`` set). ``data`` is
-        checked as in :meth:`create`; a session's frozen data may be passed back.
-        """
-        key = await self._key(token)
-        if key is None:
-            return False
-        return await self._records.update(key, cast(str, token), check_data(data), version)
 
     def now(self) -> float:
         """The manager's clock: seconds since the epoch (``clock``, or ``time.time``)."""

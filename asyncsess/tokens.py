@@ -12,7 +12,15 @@ import secrets
 import string
 from typing import TypeGuard
 
-__all__ = ["TOKEN_BYTES", "TOKEN_LENGTH", "is_well_formed", "lookup_key", "new_token", "token_key"]
+__all__ = [
+    "TOKEN_BYTES",
+    "TOKEN_LENGTH",
+    "hash_key",
+    "is_well_formed",
+    "lookup_key",
+    "new_token",
+    "token_key",
+]
 
 TOKEN_BYTES = 32
 TOKEN_LENGTH = 43
@@ -36,14 +44,26 @@ def lookup_key(token: object) -> str | None:
     """Return the store key of ``token`` if it has the exact shape of a token, else ``None``.
 
     The shape is checked without any I/O: a ``str`` of 43 base64url characters
-    whose last one carries 4 bits. (Non-ASCII text encodes to more than 43 bytes.)
+    whose last one carries 4 bits.
     """
-    if type(token) is not str or len(token) != TOKEN_LENGTH:
+    if type(token) is not str or len(token) != TOKEN_LENGTH or not token.isascii():
         return None
     raw = token.encode()
     if raw.translate(_CLASSES) != _WELL_FORMED or raw[-1] not in _LAST:
         return None
     return _sha256(raw).hexdigest()
+
+
+def hash_key(token: object) -> str | None:
+    """Return the store key of an ASCII ``str`` as long as a token, else ``None``.
+
+    :func:`lookup_key` without the alphabet check, for a store in process
+    memory, where looking the key up costs less than checking every
+    character: a string that is not a token hashes to a key no record has.
+    """
+    if type(token) is not str or len(token) != TOKEN_LENGTH or not token.isascii():
+        return None
+    return _sha256(token.encode()).hexdigest()
 
 
 def is_well_formed(token: object) -> TypeGuard[str]:

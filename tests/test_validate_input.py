@@ -16,7 +16,13 @@ from asyncsess.tokens import TOKEN_LENGTH, is_well_formed, new_token
 
 
 class CountingStore(MemoryStore):
-    """A real memory store that counts the calls reaching it."""
+    """A real memory store that counts the calls reaching it.
+
+    It says it keeps records at rest (managers on it pass ``privacy_mode=False``),
+    so the manager treats a call to it as I/O, as it would a database's.
+    """
+
+    persistent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,6 +47,7 @@ near_tokens = st.one_of(
     st.text(min_size=TOKEN_LENGTH, max_size=TOKEN_LENGTH),
     st.text(alphabet="ABCxyz019_-=+/. ", min_size=TOKEN_LENGTH - 1, max_size=TOKEN_LENGTH + 1),
     st.builds(lambda c, n: c * n, st.characters(), st.integers(10_000, 1_000_000)),
+    st.text(st.characters(categories=["Cs"]), min_size=TOKEN_LENGTH, max_size=TOKEN_LENGTH),
     st.builds(
         lambda t, c, i: t[:i] + c + t[i + 1 :],
         st.just(new_token()),
@@ -63,11 +70,24 @@ def run_validate(store: CountingStore, mgr: SessionManager, value: object) -> tu
 @given(value=anything | near_tokens)
 def test_validate_returns_none_without_io_for_malformed(value: object) -> None:
     store = CountingStore()
-    mgr = SessionManager(store)
+    mgr = SessionManager(store, privacy_mode=False)
     (session, revoked), calls = run_validate(store, mgr, value)
     assert session is None and revoked is False
     if not is_well_formed(value):
         assert calls == 0
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(value=anything | near_tokens)
+def test_validate_in_process_returns_none_for_malformed(value: object) -> None:
+    """In process the lookup may come before the alphabet check: still None, never raises."""
+
+    async def go() -> tuple[object, bool]:
+        async with SessionManager("memory://") as mgr:
+            await mgr.create("alice", {"cart": [1, 2]})
+            return await mgr.validate(value), await mgr.revoke(value)
+
+    assert anyio.run(go) == (None, False)
 
 
 @settings(max_examples=50)
@@ -78,7 +98,8 @@ def test_unknown_well_formed_tokens_are_looked_up_and_rejected(raw: bytes) -> No
     token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     assert is_well_formed(token)
     store = CountingStore()
-    (session, revoked), calls = run_validate(store, SessionManager(store), token)
+    mgr = SessionManager(store, privacy_mode=False)
+    (session, revoked), calls = run_validate(store, mgr, token)
     assert session is None and revoked is False and calls == 2
 
 
@@ -96,7 +117,7 @@ def test_tokens_have_256_bits_and_a_strict_shape() -> None:
 @pytest.mark.anyio
 async def test_validate_of_live_token_does_one_store_call() -> None:
     store = CountingStore()
-    mgr = SessionManager(store)
+    mgr = SessionManager(store, privacy_mode=False)
     token = await mgr.create("alice")
     before = store.calls
     assert await mgr.validate(token) is not None
@@ -111,7 +132,7 @@ async def test_validate_of_live_token_does_one_store_call() -> None:
 )  # fmt: skip
 async def test_user_calls_refuse_a_bad_user_id_without_io(user_id: object, error: type) -> None:
     store = CountingStore()
-    mgr = SessionManager(store)
+    mgr = SessionManager(store, privacy_mode=False)
     await mgr.create("alice")
     before = store.calls
     with pytest.raises(error, match="user_id"):

@@ -116,7 +116,15 @@ class LoginDesk:
     are emitted on ``events``.
     """
 
-    __slots__ = ("accounts", "devices", "events", "limits", "sessions")
+    __slots__ = (
+        "accounts",
+        "client_limiter",
+        "devices",
+        "events",
+        "limits",
+        "login_limiter",
+        "sessions",
+    )
 
     def __init__(
         self,
@@ -138,6 +146,7 @@ class LoginDesk:
                 raise ConfigurationError(f"{name} must be a RateLimiter, not {limiter!r}")
         self.sessions = sessions
         self.accounts = accounts
+        self.login_limiter, self.client_limiter = login_limiter, client_limiter
         self.events = emitted = events if events is not None else Events(clock)
         self.limits: LoginLimits | None = None
         if accounts is not None:
@@ -226,6 +235,21 @@ class LoginMethods:
     _desk: LoginDesk
     _observer: Observer
     revoke: Callable[[object], Awaitable[bool]]
+
+    @property
+    def accounts(self) -> Accounts | None:
+        """The ``accounts`` the manager logs users in against (``None``: none)."""
+        return self._desk.accounts
+
+    @property
+    def login_limiter(self) -> RateLimiter | None:
+        """The ``login_limiter`` given (``None``: the accounts' own per-username limit)."""
+        return self._desk.login_limiter
+
+    @property
+    def client_limiter(self) -> RateLimiter | None:
+        """The ``client_limiter`` given (``None``: the accounts' own per-client limit)."""
+        return self._desk.client_limiter
 
     @observed("login", miss="failed")
     async def login(
