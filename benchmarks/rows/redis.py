@@ -103,11 +103,9 @@ CLUSTER = SharedServer(_cluster)
 
 
 @asynccontextmanager
-async def redis_asyncsess(
-    n: int, *, direct_reads: bool = True, **options: Any
-) -> AsyncIterator[Prepared]:
+async def redis_asyncsess(n: int, **options: Any) -> AsyncIterator[Prepared]:
     """asyncsess on the machine's Redis; ``options`` go to ``asyncsess_row`` (the manager)."""
-    store_options = {"prefix": unique_prefix("asyncsess"), "direct_reads": direct_reads}
+    store_options = {"prefix": unique_prefix("asyncsess")}
     async with asyncsess_row(
         URL, n, write=insert_each, store_options=store_options, **options
     ) as prepared:
@@ -294,13 +292,6 @@ ROWS = [
         "asyncsess (sealed, decode_cache=0)",  # every validate decrypts its record
         "asyncsess",
         partial(redis_asyncsess, decode_cache=0),
-    ),
-    # issue 12, item 5: the direct-read bypass (skips redis-py's execute_command) off
-    Row(
-        "redis",
-        "asyncsess (sealed, direct_reads=False)",
-        "asyncsess",
-        partial(redis_asyncsess, direct_reads=False),
     ),
     Row("redis", "asyncsess (sealed, near_cache)", "asyncsess", redis_near),  # issue 13
     Row("redis", "redis.asyncio GET", "floor", redis_floor),

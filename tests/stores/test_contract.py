@@ -73,16 +73,16 @@ class TestAppOwnedClients(StoreContract):
         await app_owned.aclose()  # leaves the app's client, engine or database open
 
 
-@pytest.fixture(params=["redis", "sqlite", "postgresql", "mariadb"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def bypassing_spec(request: pytest.FixtureRequest) -> StoreSpec:
-    """The stores with a driver bypass (MongoDB has none)."""
+    """The stores with a driver bypass (the SQL stores)."""
     spec: StoreSpec = request.getfixturevalue(f"{request.param}_store_spec")
     return spec
 
 
 async def test_the_contract_holds_with_the_driver_bypasses_off(bypassing_spec: StoreSpec) -> None:
     spec = bypassing_spec
-    """``direct_reads=False``: every read goes through redis-py's / SQLAlchemy's execute."""
+    """``direct_reads=False``: every read goes through SQLAlchemy's execute."""
     await check_store(lambda: asyncsess.open_store(spec.url, direct_reads=False, **spec.options))
 
 

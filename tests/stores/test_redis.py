@@ -309,8 +309,8 @@ async def test_one_command_per_read(redis_process: RedisProcess) -> None:
 
 
 async def test_a_restarted_server_costs_no_failed_read(redis_process: RedisProcess) -> None:
-    """Reads run on connections the store keeps; one left stale by a restart is reconnected
-    and the (idempotent) read sent again, as redis-py's own retry would."""
+    """A pooled connection left stale by a restart fails its first command: a read (idempotent)
+    is sent once more on a new connection, so no validate fails for it."""
     store = RedisStore.from_url(redis_process.url, prefix=unique_prefix())
     recs = [record() for _ in range(3)]
     for rec in recs:
@@ -319,6 +319,10 @@ async def test_a_restarted_server_costs_no_failed_read(redis_process: RedisProce
     assert await connections(redis_process.url) >= 1, "the read's connection is kept"
     redis_process.kill()
     redis_process.start()  # an empty server: nothing is kept on disk
+    assert await store.get(recs[0].key) is None
+    redis_process.kill()
+    redis_process.start()
+    assert await store.get_many([r.key for r in recs]) == [None] * 3
     for rec in recs:
         await store.insert(rec)
     assert await store.get(recs[0].key) == recs[0]

@@ -11,6 +11,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -24,6 +26,14 @@ T = TypeVar("T")
 P = ParamSpec("P")
 #: Driver errors that mean "Redis is not there right now".
 UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
+#: A read is sent once more after a ``ConnectionError``: a pooled connection that a server
+#: restart left stale fails its first command (redis-py's clients retry nothing by default).
+#: Writes are not resent: one whose reply was lost may have been applied.
+_READ_AGAIN = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+async def _nothing(error: Exception) -> None:
+    """redis-py has disconnected the failed connection already; the pool reconnects it."""
 
 
 def client_from_url(url: str, *, timeout: float, **options: Any) -> Redis | RedisCluster:
@@ -65,15 +75,13 @@ class Caller:
     errors mapped to :class:`StoreUnavailable` / :class:`StoreError` (cause chained).
     ``name`` says whose Redis it is in error messages."""
 
-    def __init__(
-        self, client: Redis | RedisCluster, *, timeout: float, name: str, reserve: int = 0
-    ) -> None:
+    def __init__(self, client: Redis | RedisCluster, *, timeout: float, name: str) -> None:
         if not timeout > 0:
             raise ConfigurationError(f"{name} timeout must be > 0 seconds, not {timeout!r}")
         self.client = client
         self.timeout = timeout
         self.name = name
-        self._slots = asyncio.Semaphore(pool_slots(client) - reserve)
+        self._slots = asyncio.Semaphore(pool_slots(client))
         self._deadlines = Deadlines(timeout)
         self._ready = not isinstance(client, RedisCluster)
         self._setup: asyncio.Lock | None = None
@@ -86,6 +94,14 @@ class Caller:
             if not self._ready:
                 await self.client.initialize()
                 self._ready = True
+
+    async def read(self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs) -> T:
+        """:meth:`__call__` for an idempotent read: sent once more on a broken connection."""
+
+        async def again() -> T:
+            return await _READ_AGAIN.call_with_retry(lambda: step(*args, **kw), _nothing)
+
+        return await self(again)
 
     async def __call__(
         self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs

@@ -53,7 +53,6 @@ from .._url import split_query
 from ..base import Record, RecordExists, Renewal, Store
 from . import scripts
 from .client import Caller, client_from_url
-from .direct import IDLE, DirectReads
 from .keyspace import Keyspace
 from .scan import scan as _scan_records
 from .scripts import Runner, pack, unpack
@@ -98,7 +97,6 @@ class RedisStore(Keyspace, Store):
         timeout: float | timedelta = 5.0,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
-        direct_reads: bool = True,
     ) -> None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         if type(wait_replicas) is not int or wait_replicas < 0 or not wait_timeout > 0:
@@ -114,18 +112,8 @@ class RedisStore(Keyspace, Store):
         self._any: Any = client  # for calls whose redis-py types are too loose to use
         #: Whether the client is a Redis Cluster client.
         self.cluster = isinstance(client, RedisCluster)
-        # with direct_reads, reads go straight to connections the store keeps leased from the
-        # pool (see .direct) unless the client is a cluster, pinned to one connection or has a
-        # tiny pool
-        self._direct: DirectReads | None = None
-        keep = 0
-        if direct_reads and not isinstance(client, RedisCluster):
-            slots = client.connection_pool.max_connections
-            if not getattr(client, "single_connection_client", True) and slots >= 2 * IDLE:
-                keep = min(IDLE, slots // 4)
-                self._direct = DirectReads(client, keep)
         # every call bounded, never more in flight than the pool has connections
-        self._run = Caller(client, timeout=seconds, name="Redis", reserve=keep)
+        self._run = Caller(client, timeout=seconds, name="Redis")
         self._scripts = Runner(client, wait_replicas=wait_replicas, wait_timeout=wait_timeout)
         #: Seconds every call may take (waiting for a pooled connection included).
         self.timeout: float = seconds
@@ -152,10 +140,9 @@ class RedisStore(Keyspace, Store):
         timeout = options.pop("timeout", float(ours.get("timeout", 5.0)))
         durability = {k: options.pop(k, ours.get(k)) for k in _DURABILITY}
         durability = {k: _DURABILITY[k](v) for k, v in durability.items() if v is not None}
-        direct_reads = bool(options.pop("direct_reads", True))
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         client = client_from_url(rest, timeout=seconds, **options)
-        store = cls(client, prefix=prefix, timeout=timeout, direct_reads=direct_reads, **durability)
+        store = cls(client, prefix=prefix, timeout=timeout, **durability)
         store._owned = True
         return store
 
@@ -167,10 +154,7 @@ class RedisStore(Keyspace, Store):
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
         """Return the record of ``key``: one ``GET``, then ``EVALSHA`` only if renewal is due."""
         skey = self._skey(key)
-        if self._direct is not None:
-            row = await self._run(self._direct.read, "GET", skey)
-        else:
-            row = await self._run(self._any.get, skey)
+        row = await self._run.read(self._any.get, skey)
         record = unpack(key, row)
         if renew is not None and record is not None and renew.apply(record) is not None:
             return (await self._renewed([record], renew))[0]
@@ -184,10 +168,8 @@ class RedisStore(Keyspace, Store):
         if not keys:
             return []
         skeys = [self._skey(key) for key in keys]
-        if self._direct is not None:
-            rows: list[Any] = await self._run(self._direct.read, "MGET", *skeys)
-        elif self._one_node:
-            rows = await self._run(self._client.mget, skeys)
+        if self._one_node:
+            rows: list[Any] = await self._run.read(self._client.mget, skeys)
         else:
             pipe = self._pipeline()
             for skey in skeys:
@@ -316,9 +298,6 @@ class RedisStore(Keyspace, Store):
         return _scan_records(self, batch)
 
     async def aclose(self) -> None:
-        """Give back the connections the store holds; close the client if :meth:`from_url`
-        created it."""
-        if self._direct is not None:
-            await self._direct.aclose()
+        """Close the client if :meth:`from_url` created it."""
         if self._owned:
             await self._client.aclose()
