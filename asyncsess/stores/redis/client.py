@@ -11,8 +11,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -26,14 +24,17 @@ T = TypeVar("T")
 P = ParamSpec("P")
 #: Driver errors that mean "Redis is not there right now".
 UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
-#: A read is sent once more after a ``ConnectionError``: a pooled connection that a server
-#: restart left stale fails its first command (redis-py's clients retry nothing by default).
-#: Writes are not resent: one whose reply was lost may have been applied.
-_READ_AGAIN = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
-async def _nothing(error: Exception) -> None:
-    """redis-py has disconnected the failed connection already; the pool reconnects it."""
+async def _sent_again(step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs) -> T:
+    """``step``, sent once more after a ``ConnectionError``: a pooled connection that a server
+    restart left stale fails its first command, and redis-py (which retries nothing by
+    default) has disconnected it, so the pool reconnects it. For reads only: a write whose
+    reply was lost may have been applied."""
+    try:
+        return await step(*args, **kw)
+    except RedisConnectionError:
+        return await step(*args, **kw)
 
 
 def client_from_url(url: str, *, timeout: float, **options: Any) -> Redis | RedisCluster:
@@ -97,11 +98,7 @@ class Caller:
 
     async def read(self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs) -> T:
         """:meth:`__call__` for an idempotent read: sent once more on a broken connection."""
-
-        async def again() -> T:
-            return await _READ_AGAIN.call_with_retry(lambda: step(*args, **kw), _nothing)
-
-        return await self(again)
+        return await self(_sent_again, step, *args, **kw)
 
     async def __call__(
         self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs
