@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import anyio
-from anyio.abc import TaskStatus
 
 from ._codec import Codec
 from ._setup import KeyFile, open_parts
-from ._sweeper import Progress, run_sweeper
 from .exceptions import fail_closed
 from .nearcache import NearCache
 from .stores.base import Store
@@ -34,7 +32,6 @@ class Lifecycle:
     """Opening the store once, running the background tasks, closing what the manager owns."""
 
     store: Store
-    sweep_interval: float
     _codec: Codec
     _key_file: KeyFile | None
     _near: NearCache | None
@@ -43,10 +40,6 @@ class Lifecycle:
     _open_lock: anyio.Lock
     _background: list[BackgroundTask]
     _exit_stack: AsyncExitStack | None
-
-    if TYPE_CHECKING:  # the manager's, from asyncsess._upkeep
-
-        async def sweep(self, *, progress: Progress | None = None) -> int: ...
 
     async def _open(self) -> None:
         if self._opened:
@@ -103,7 +96,3 @@ class Lifecycle:
             with fail_closed:
                 await self.store.aclose()
         self._opened = False
-
-    async def _sweeper(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Sweep about once per ``sweep_interval`` (see :mod:`asyncsess._sweeper`)."""
-        await run_sweeper(self.store, self.sweep, self.sweep_interval, task_status=task_status)

@@ -2,7 +2,8 @@
 
 A mixin the manager inherits: these work on the whole store, not on one
 session, and run in batches (:mod:`asyncsess._sweeper`) so a large store
-never stalls the event loop.
+never stalls the event loop. The periodic sweep, the background task the
+manager runs, is here too.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+import anyio
+from anyio.abc import TaskStatus
+
 from ._cache import DecodeCache
-from ._sweeper import Progress, sweep_until
+from ._sweeper import Progress, run_sweeper, sweep_until
 from .exceptions import fail_closed
 from .nearcache import NearCache
 from .observe.observer import Observer, observed
@@ -28,6 +32,7 @@ class Upkeep:
 
     store: Store
     sweep_batch: int
+    sweep_interval: float
     _cache: DecodeCache
     _clock: Callable[[], float]
     _open: Callable[[], Awaitable[None]]
@@ -88,3 +93,7 @@ class Upkeep:
             if self._near is not None:
                 self._near.clear()
         return total
+
+    async def _sweeper(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Sweep about once per ``sweep_interval`` (see :mod:`asyncsess._sweeper`)."""
+        await run_sweeper(self.store, self.sweep, self.sweep_interval, task_status=task_status)
