@@ -95,8 +95,8 @@ class PostgresChannel:
     def __init__(self, store: SQLStore) -> None:
         self._engine = store.engine
         self._table = store.table.name
-        self._creates = bool(store._create)  # whether the store may create its schema
-        self._timeout = float(store._timeout)
+        self._creates = store.create_table
+        self._timeout = store.timeout
         self._channel = notify_channel(self._table)
         self._beats = f"asyncsess_beat_{secrets.token_hex(8)}"  # this process's own
         self.what = f"PostgreSQL (table {self._table!r})"

@@ -41,7 +41,6 @@ from typing import Any
 
 import anyio
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisError, ResponseError
 
@@ -162,7 +161,7 @@ class RedisChannel:
     """Opens links to the server, or to every primary of a cluster (see the module docstring)."""
 
     def __init__(self, store: RedisStore) -> None:
-        client: Redis | RedisCluster = store._client  # the store's, for its settings only
+        client = store.client  # the store's, for its settings only
         self._client = client
         self._timeout = store.timeout
         self._sessions = f"{store.prefix}s:".encode()

@@ -149,6 +149,11 @@ class RedisStore(Keyspace, Store):
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r}, cluster={self.cluster})"
 
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The redis-py client the store runs on (the app's, or its own from :meth:`from_url`)."""
+        return self._client
+
     # -- the store protocol ---------------------------------------------
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:

@@ -62,8 +62,10 @@ class SQLStore(Store):
         self._opened = False
         self._open_lock = anyio.Lock()
         self._held: SQLite | None = None  # aiosqlite: reads share one held connection
-        self._timeout = timeout
-        self._create = create_table
+        #: Seconds every call may take.
+        self.timeout: float = timeout
+        #: Whether the store creates its table (and the near cache's trigger) when it opens.
+        self.create_table: bool = create_table
         self._engine = engine = autocommit(engine)
         # SQLite has one writer at a time: queue this process's writers here rather
         # than in SQLite's busy handler, which sleeps for milliseconds between tries.
@@ -136,7 +138,7 @@ class SQLStore(Store):
         if not (self._opened or opening):
             await self.open()
         held = self._held if read else None
-        with guarded(_WHAT, self._timeout, shield=True):
+        with guarded(_WHAT, self.timeout, shield=True):
             try:
                 if held is not None:
                     yield await held.reader()
@@ -172,7 +174,7 @@ class SQLStore(Store):
             if self._opened:
                 return
             async with self._connect(opening=True) as conn:
-                await ensure_table(conn, self.table, create=self._create)
+                await ensure_table(conn, self.table, create=self.create_table)
             self._opened = True
 
     async def get(self, key: str, *, renew: Renewal | None = None) -> Record | None:
