@@ -38,6 +38,7 @@ class DecodeCache:
     __slots__ = ("entries", "hits", "max_bytes", "max_entries", "misses", "size")
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
+        #: Lookup key -> [record, session, used]; the validate hot path reads it directly.
         self.entries: dict[str, list[Any]] = {}
         self.max_entries = max_entries
         self.max_bytes = max_bytes
@@ -51,21 +52,18 @@ class DecodeCache:
     def get(self, record: Record) -> Session | None:
         """The session opened from ``record``'s very bytes, or ``None`` (open it).
 
-        Records are immutable: the very record seen before (an in-process store
-        hands it out again) or one equal to it in every field the session was
-        opened from is a hit. A record that differs only in its sliding expiry
-        (renewed) gives the kept session with the new expiry; any other
-        difference is a miss.
+        Records are immutable: one equal to the record seen before in every
+        field the session was opened from is a hit. A record that differs only
+        in its sliding expiry (renewed) gives the kept session with the new
+        expiry; any other difference is a miss. (The very record seen before,
+        which an in-process store hands out again, is a hit too: the validate
+        hot path checks that first, inline, with :attr:`entries`.)
         """
         entry = self.entries.get(record.key)
         if entry is None:
             self.misses += 1
             return None
         seen: Record = entry[_RECORD]
-        if seen is record:
-            entry[_USED] = True
-            self.hits += 1
-            return entry[_SESSION]  # type: ignore[no-any-return]
         if (
             seen.payload == record.payload
             and seen.user_ref == record.user_ref
