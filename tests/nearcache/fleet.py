@@ -131,14 +131,15 @@ class Fleet:
     def __init__(self, workers: list[_Worker]) -> None:
         self.workers = workers
 
-    async def _send(self, line: str) -> None:
+    async def send(self, line: str) -> None:
+        """Write ``line`` to every worker's stdin."""
         for w in self.workers:
             assert w.process.stdin is not None
             await w.process.stdin.send((line + "\n").encode())
 
     async def watch(self, tokens: list[str]) -> None:
         """Give every worker the tokens to watch; return once each has read them all once."""
-        await self._send(json.dumps(tokens))
+        await self.send(json.dumps(tokens))
         with anyio.fail_after(60):
             for w in self.workers:
                 await w.ready.wait()
@@ -160,7 +161,7 @@ class Fleet:
     async def stats(self) -> list[dict[str, int]]:
         """Every worker's manager's stats, now."""
         counts = [len(w.stats) for w in self.workers]
-        await self._send("stats")
+        await self.send("stats")
         with anyio.fail_after(30):
             while any(len(w.stats) == n for w, n in zip(self.workers, counts, strict=True)):
                 await anyio.sleep(0.005)
@@ -218,7 +219,7 @@ async def fleet(
         try:
             running = Fleet(workers)
             yield running
-            await running._send("stop")
+            await running.send("stop")
             with anyio.fail_after(30):
                 for w in workers:
                     await w.process.wait()
