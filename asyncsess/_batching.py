@@ -43,12 +43,26 @@ class Batcher:
 
     async def get(self, key: str, renew: Renewal | None) -> Record | None:
         """Return the record of ``key``, alone or as part of a batch."""
-        if self._in_flight < self.limit and not self._queue:
-            self._in_flight += 1
+        if self.claim():
             try:
                 return await self.store.get(key, renew=renew)
             finally:
-                self._release()
+                self.release()
+        return await self.queued(key, renew)
+
+    def claim(self) -> bool:
+        """Take an in-flight slot for a lookup of one's own, if one is free and nobody queues.
+
+        The caller then runs ``store.get`` itself and calls :meth:`release` after
+        it, however it ends (what :meth:`get` does, without a coroutine of its own).
+        """
+        if self._in_flight < self.limit and not self._queue:
+            self._in_flight += 1
+            return True
+        return False
+
+    async def queued(self, key: str, renew: Renewal | None) -> Record | None:
+        """Wait in the queue for the record of ``key`` (when :meth:`claim` said no)."""
         waiter = _Waiter(key)
         self._queue.append(waiter)
         try:
@@ -58,7 +72,7 @@ class Batcher:
             if waiter in self._queue:
                 self._queue.remove(waiter)
             if waiter.leader:
-                self._release()  # pass the turn on
+                self.release()  # pass the turn on
             raise
         if waiter.leader:
             await self._lead(waiter, renew)
@@ -82,11 +96,12 @@ class Batcher:
             for w, record in zip(batch, records, strict=True):
                 w.record = record
         finally:
-            self._release()
+            self.release()
         for w in batch[1:]:
             w.event.set()
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give back an in-flight slot; the oldest queued lookup, if any, leads the next batch."""
         self._in_flight -= 1
         if self._queue and self._in_flight < self.limit:
             self._in_flight += 1

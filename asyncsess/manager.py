@@ -279,12 +279,18 @@ class SessionManager(Lifecycle, Changes, Upkeep, LoginMethods):
                 if record is not None and now < record.expires_at < now + self._renew_window:
                     renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
                     record = await self.store.get(key, renew=renewal)
-            elif self._batcher is None:
-                renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
-                record = await self.store.get(key, renew=renewal)
             else:
                 renewal = Renewal(now, now + self._renew_window, now + self.idle_timeout)
-                record = await self._batcher.get(key, renewal)
+                batcher = self._batcher
+                if batcher is None:
+                    record = await self.store.get(key, renew=renewal)
+                elif batcher.claim():  # Batcher.get's own path, without its coroutine
+                    try:
+                        record = await self.store.get(key, renew=renewal)
+                    finally:
+                        batcher.release()
+                else:
+                    record = await batcher.queued(key, renewal)
         except AsyncsessError:
             raise
         except Exception as exc:

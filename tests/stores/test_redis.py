@@ -433,6 +433,44 @@ async def test_times_out_when_the_server_hangs_and_recovers(redis_process: Redis
     await store.aclose()
 
 
+async def test_more_calls_than_pooled_connections_queue_and_time_out_cleanly(
+    redis_process: RedisProcess,
+) -> None:
+    # redis-py raises once its pool is exhausted: calls beyond the pool's size queue
+    store = RedisStore.from_url(
+        redis_process.url, prefix=unique_prefix(), timeout=0.5, max_connections=2
+    )
+    recs = [record(f"user-{i % 3}") for i in range(40)]
+
+    async def each(call: Callable[[Record], Awaitable[object]]) -> list[object]:
+        outcomes: list[object] = [None] * len(recs)
+
+        async def one(i: int) -> None:
+            try:
+                outcomes[i] = await call(recs[i])
+            except StoreUnavailable as exc:
+                outcomes[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(recs)):
+                tg.start_soon(one, i)
+        return outcomes
+
+    assert await each(store.insert) == [None] * len(recs)
+    assert await each(lambda r: store.get(r.key)) == recs
+    redis_process.pause()  # the two connections hang, the other 38 calls wait for them
+    try:
+        hung = await each(lambda r: store.get(r.key))
+    finally:
+        redis_process.resume()
+    assert all(isinstance(o, StoreUnavailable) for o in hung)
+    # every slot came back: the pool's size, no fewer, serves the next burst
+    assert await each(lambda r: store.get(r.key)) == recs
+    assert await store.get_many([r.key for r in recs]) == recs
+    assert await store.wipe() == len(recs)
+    await store.aclose()
+
+
 # -- no long scripts ------------------------------------------------------------------
 
 

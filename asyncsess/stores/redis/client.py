@@ -16,6 +16,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._deadline import Deadlines
+from ..._slots import Slots
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
 
 __all__ = ["UNAVAILABLE", "Caller", "client_from_url", "pool_slots"]
@@ -24,17 +25,6 @@ T = TypeVar("T")
 P = ParamSpec("P")
 #: Driver errors that mean "Redis is not there right now".
 UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
-
-
-async def _sent_again(step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs) -> T:
-    """``step``, sent once more after a ``ConnectionError``: a pooled connection that a server
-    restart left stale fails its first command, and redis-py (which retries nothing by
-    default) has disconnected it, so the pool reconnects it. For reads only: a write whose
-    reply was lost may have been applied."""
-    try:
-        return await step(*args, **kw)
-    except RedisConnectionError:
-        return await step(*args, **kw)
 
 
 def client_from_url(url: str, *, timeout: float, **options: Any) -> Redis | RedisCluster:
@@ -82,7 +72,7 @@ class Caller:
         self.client = client
         self.timeout = timeout
         self.name = name
-        self._slots = asyncio.Semaphore(pool_slots(client))
+        self._slots = Slots(pool_slots(client))
         self._deadlines = Deadlines(timeout)
         self._ready = not isinstance(client, RedisCluster)
         self._setup: asyncio.Lock | None = None
@@ -96,23 +86,43 @@ class Caller:
                 await self.client.initialize()
                 self._ready = True
 
-    async def read(self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs) -> T:
-        """:meth:`__call__` for an idempotent read: sent once more on a broken connection."""
-        return await self(_sent_again, step, *args, **kw)
-
-    async def __call__(
+    def read(
         self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs
-    ) -> T:
+    ) -> Awaitable[T]:
+        """:meth:`__call__` for an idempotent read, sent once more after a ``ConnectionError``:
+        a pooled connection that a server restart left stale fails its first command, and
+        redis-py (which retries nothing by default) has disconnected it, so the pool
+        reconnects it. Not for writes: one whose reply was lost may have been applied."""
+        return self._call(True, step, args, kw)
+
+    def __call__(
+        self, step: Callable[P, Awaitable[T]], /, *args: P.args, **kw: P.kwargs
+    ) -> Awaitable[T]:
         """Run ``step(*args, **kw)`` within the timeout, mapping driver errors (fail closed)."""
+        return self._call(False, step, args, kw)
+
+    async def _call(
+        self, again: bool, step: Callable[..., Awaitable[T]], args: Any, kw: dict[str, Any]
+    ) -> T:
+        # One coroutine for the whole call (a read's resend included): a shared deadline
+        # ticker instead of a timer per call, and slots taken without a coroutine when one
+        # is free (:mod:`asyncsess._slots`). redis.asyncio runs on asyncio
+        # only, and neither yields to the loop when nothing waits (anyio's checkpoint would).
         try:
-            # a shared deadline ticker (no timer per call) and asyncio's semaphore:
-            # redis.asyncio runs on asyncio only, and neither yields to the loop when
-            # nothing waits (anyio's checkpoint would)
-            with self._deadlines.bound():
-                async with self._slots:
+            with self._deadlines:
+                if not self._slots.take():
+                    await self._slots.wait()
+                try:
                     if not self._ready:
                         await self._initialize()
-                    return await step(*args, **kw)
+                    try:
+                        return await step(*args, **kw)
+                    except RedisConnectionError:
+                        if not again:
+                            raise
+                        return await step(*args, **kw)
+                finally:
+                    self._slots.give()
         except (TimeoutError, RedisTimeoutError) as exc:
             raise StoreUnavailable(
                 f"{self.name} did not answer within {self.timeout:g} s; check that it is up"

@@ -104,7 +104,7 @@ class SQLite:
         of its own (:mod:`asyncsess._deadline`) and unshielded: a cancelled read leaves
         nothing half-done on the connection (aiosqlite queues its statements)."""
         try:
-            with self._deadlines.bound():
+            with self._deadlines:
                 driver = self._reader_driver or await self.driver(await self.reader())
                 rows: list[Any] = await driver.execute_fetchall(sql, args)  # a list
                 return rows
