@@ -1,7 +1,7 @@
 """``nox -s bench`` entry point: validate-path throughput per store, beside floors and peers.
 
     python -m benchmarks.bench [--quick] [--stores memory,file,...] [--seconds S] [--reps R]
-                               [--otel-api] [--no-visibility]
+                               [--otel-api] [--hot-path] [--no-visibility]
 
 Writes a table to the terminal, ``benchmarks/results/latest.json`` and
 ``benchmarks/results/latest.png`` (``partial.json``/``.png`` for a ``--quick``
@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from . import otel_api, visibility
+from . import hot_path, otel_api, visibility
 from .harness import Prepared, Row, Sample, check_valid, measure, summarize
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -234,6 +234,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "importable, in adjacent samples (see benchmarks/otel_api.py)",
     )
     parser.add_argument(
+        "--hot-path",
+        action="store_true",
+        help="instead: validate's own Python on the Redis path without I/O, beside the "
+        "floor's (see benchmarks/hot_path.py)",
+    )
+    parser.add_argument(
         "--no-visibility",
         action="store_true",
         help="skip the near cache's revoke-to-invisible latency (benchmarks/visibility.py)",
@@ -243,6 +249,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     seconds = args.seconds or (0.25 if args.quick else 1.0)
     reps = max(5, args.reps or 5)
     rows, servers = load_rows(set(args.stores.split(",")) if args.stores else None)
+    if args.hot_path:  # a diagnostic of its own: see benchmarks/hot_path.py
+        await hot_path.run()
+        return 0
     if args.otel_api:  # a run of its own: see benchmarks/otel_api.py
         return await otel_api_run(rows, args, given)
     results: list[dict[str, Any]] = []
