@@ -41,20 +41,12 @@ class Batcher:
         self._in_flight = 0
         self._queue: deque[_Waiter] = deque()
 
-    async def get(self, key: str, renew: Renewal | None) -> Record | None:
-        """Return the record of ``key``, alone or as part of a batch."""
-        if self.claim():
-            try:
-                return await self.store.get(key, renew=renew)
-            finally:
-                self.release()
-        return await self.queued(key, renew)
-
     def claim(self) -> bool:
         """Take an in-flight slot for a lookup of one's own, if one is free and nobody queues.
 
         The caller then runs ``store.get`` itself and calls :meth:`release` after
-        it, however it ends (what :meth:`get` does, without a coroutine of its own).
+        it, however it ends; if no slot is free, it awaits :meth:`queued` instead.
+        (No coroutine wraps the two: the validate hot path calls them inline.)
         """
         if self._in_flight < self.limit and not self._queue:
             self._in_flight += 1

@@ -284,7 +284,7 @@ class SessionManager(Lifecycle, Changes, Upkeep, LoginMethods):
                 batcher = self._batcher
                 if batcher is None:
                     record = await self.store.get(key, renew=renewal)
-                elif batcher.claim():  # Batcher.get's own path, without its coroutine
+                elif batcher.claim():  # a free slot: the store call is this one's own
                     try:
                         record = await self.store.get(key, renew=renewal)
                     finally:
