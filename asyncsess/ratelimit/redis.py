@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from ..exceptions import ConfigurationError
+from ..stores._timeout import check_timeout
 from ..stores.redis.client import Caller, client_from_url
 
 __all__ = ["RedisBackend"]
@@ -63,6 +64,7 @@ class RedisBackend:
     def __init__(self, store: str | Any, *, prefix: str, timeout: float) -> None:
         if not prefix:
             raise ConfigurationError("the rate limiter's Redis prefix must be a non-empty str")
+        timeout = check_timeout(timeout, "the rate limiter's Redis")
         self._owned = isinstance(store, str)
         if isinstance(store, str):
             client = client_from_url(store, timeout=timeout)

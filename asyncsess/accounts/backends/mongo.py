@@ -11,12 +11,14 @@ MongoDB store's (:mod:`asyncsess.stores.mongo.client`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, Final, Self, TypeVar
 
 from pymongo import AsyncMongoClient
 
 from ...exceptions import ConfigurationError, UserExists
-from ...stores.mongo.client import DEFAULT_DATABASE, call, check_timeout, client_from_url
+from ...stores._timeout import check_timeout
+from ...stores.mongo.client import DEFAULT_DATABASE, call, client_from_url
 from ...stores.mongo.store import MongoStore
 from ..user import UserRecord
 from . import UserStore
@@ -35,7 +37,11 @@ class MongoUsers(UserStore):
     """Users in one collection of an async MongoDB database (never closed if given)."""
 
     def __init__(
-        self, database: Any, *, collection: str = DEFAULT_COLLECTION, timeout: float = 5.0
+        self,
+        database: Any,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        timeout: float | timedelta = 5.0,
     ) -> None:
         self._timeout = check_timeout(timeout, "accounts")
         self._collection: Any = database[collection]
@@ -47,12 +53,14 @@ class MongoUsers(UserStore):
         target: object,
         *,
         collection: str = DEFAULT_COLLECTION,
-        timeout: float = 5.0,
+        timeout: float | timedelta = 5.0,
         **client_options: Any,
     ) -> Self:
         """From a URL (own client; database from its path), a MongoStore or a database."""
         if isinstance(target, str):
-            client = client_from_url(target, timeout=check_timeout(timeout), **client_options)
+            client = client_from_url(
+                target, timeout=check_timeout(timeout, "accounts"), **client_options
+            )
             users = cls(
                 client.get_default_database(DEFAULT_DATABASE),
                 collection=collection,

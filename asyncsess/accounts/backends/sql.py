@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, Final, Self
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...exceptions import ConfigurationError, UserExists
+from ...stores._timeout import check_timeout
 from ...stores.sql.engine import autocommit, engine_from_url, ensure_table, guarded
 from ...stores.sql.schema import DEFAULT_USERS_TABLE as DEFAULT_TABLE
 from ...stores.sql.schema import users_metadata as metadata
@@ -41,13 +43,11 @@ class SQLUsers(UserStore):
         engine: AsyncEngine,
         *,
         table: str = DEFAULT_TABLE,
-        timeout: float = 5.0,
+        timeout: float | timedelta = 5.0,
         create_table: bool = True,
     ) -> None:
-        if not timeout > 0:
-            raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
         self._engine = autocommit(engine)
-        self._timeout = timeout
+        self._timeout = check_timeout(timeout, "accounts")
         self._create = create_table
         self._owned = False
         self.table = (
@@ -60,13 +60,15 @@ class SQLUsers(UserStore):
         target: object,
         *,
         table: str = DEFAULT_TABLE,
-        timeout: float = 5.0,
+        timeout: float | timedelta = 5.0,
         create_table: bool = True,
         **engine_options: Any,
     ) -> Self:
         """From a URL (own engine), a SQLStore (its engine) or an AsyncEngine."""
         if isinstance(target, str):
-            engine = engine_from_url(target, timeout=timeout, **engine_options)
+            engine = engine_from_url(
+                target, timeout=check_timeout(timeout, "accounts"), **engine_options
+            )
         elif engine_options:
             raise ConfigurationError("engine options only apply when accounts are given a URL")
         elif isinstance(target, SQLStore):

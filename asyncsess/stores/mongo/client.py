@@ -1,5 +1,5 @@
 """MongoDB client plumbing shared by :class:`~asyncsess.stores.mongo.MongoStore` and the
-MongoDB accounts backend: a client from a URL, the timeout check, and one bounded call
+MongoDB accounts backend: a client from a URL and one bounded call
 with driver errors mapped to asyncsess's (fail closed).
 """
 
@@ -17,25 +17,11 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from ...exceptions import AsyncsessError, ConfigurationError, StoreError, StoreUnavailable
 
-__all__ = ["DEFAULT_DATABASE", "call", "check_timeout", "client_from_url", "driver_error"]
+__all__ = ["DEFAULT_DATABASE", "call", "client_from_url", "driver_error"]
 
 DEFAULT_DATABASE: Final = "asyncsess"
 _ISOLATE = sys.version_info < (3, 12)
 T = TypeVar("T")
-
-
-def check_timeout(timeout: object, what: str = "MongoStore") -> float:
-    """``timeout`` as float seconds; anything but a positive number is a ConfigurationError."""
-    if isinstance(timeout, str):
-        try:
-            timeout = float(timeout)
-        except ValueError:
-            raise ConfigurationError(
-                f"{what} timeout must be a number of seconds, not {timeout!r}"
-            ) from None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ConfigurationError(f"{what} timeout must be > 0 seconds, not {timeout!r}")
-    return float(timeout)
 
 
 def client_from_url(url: str, *, timeout: float, **options: Any) -> AsyncMongoClient[Any]:

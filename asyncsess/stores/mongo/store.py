@@ -32,9 +32,10 @@ from typing import Any, ClassVar, Self, TypeVar
 from pymongo import AsyncMongoClient
 
 from ...exceptions import ConfigurationError
+from .._timeout import check_timeout
 from .._url import split_query
 from ..base import Record, RecordExists, Renewal, Store
-from .client import DEFAULT_DATABASE, call, check_timeout, client_from_url
+from .client import DEFAULT_DATABASE, call, client_from_url
 
 __all__ = ["DEFAULT_COLLECTION", "MongoStore"]
 
@@ -114,10 +115,10 @@ class MongoStore(Store):
         database: Any = None,
         *,
         collection: Any = DEFAULT_COLLECTION,
-        timeout: float = 5.0,
+        timeout: float | timedelta = 5.0,
     ) -> None:
         #: Seconds every call may take.
-        self.timeout = check_timeout(timeout)
+        self.timeout = check_timeout(timeout, "MongoStore")
         if isinstance(collection, str):
             if database is None:
                 raise ConfigurationError(
@@ -146,7 +147,7 @@ class MongoStore(Store):
         """
         url, ours = split_query(url, ("collection", "timeout"))
         collection = options.pop("collection", ours.get("collection", DEFAULT_COLLECTION))
-        timeout = check_timeout(options.pop("timeout", ours.get("timeout", 5.0)))
+        timeout = check_timeout(options.pop("timeout", ours.get("timeout", 5.0)), "MongoStore")
         if not isinstance(collection, str):
             raise ConfigurationError(
                 "from_url takes a collection *name*; pass objects to MongoStore"

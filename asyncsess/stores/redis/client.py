@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..._deadline import Deadlines
 from ..._slots import Slots
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
+from .._timeout import check_timeout
 
 __all__ = ["UNAVAILABLE", "Caller", "client_from_url", "pool_slots"]
 
@@ -67,10 +68,8 @@ class Caller:
     ``name`` says whose Redis it is in error messages."""
 
     def __init__(self, client: Redis | RedisCluster, *, timeout: float, name: str) -> None:
-        if not timeout > 0:
-            raise ConfigurationError(f"{name} timeout must be > 0 seconds, not {timeout!r}")
         self.client = client
-        self.timeout = timeout
+        self.timeout = timeout = check_timeout(timeout, name)
         self.name = name
         self._slots = Slots(pool_slots(client))
         self._deadlines = Deadlines(timeout)

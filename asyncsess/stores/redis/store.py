@@ -49,6 +49,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from ...exceptions import ConfigurationError
+from .._timeout import check_timeout
 from .._url import split_query
 from ..base import Record, RecordExists, Renewal, Store
 from . import scripts
@@ -98,7 +99,7 @@ class RedisStore(Keyspace, Store):
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
     ) -> None:
-        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        seconds = check_timeout(timeout, "RedisStore")
         if type(wait_replicas) is not int or wait_replicas < 0 or not wait_timeout > 0:
             raise ConfigurationError(
                 "RedisStore wait_replicas must be an int >= 0 and wait_timeout > 0 seconds, "
@@ -137,11 +138,10 @@ class RedisStore(Keyspace, Store):
         """
         rest, ours = split_query(url, ("prefix", "timeout", *_DURABILITY))
         prefix = options.pop("prefix", ours.get("prefix", "asyncsess:"))
-        timeout = options.pop("timeout", float(ours.get("timeout", 5.0)))
+        timeout = check_timeout(options.pop("timeout", ours.get("timeout", 5.0)), "RedisStore")
         durability = {k: options.pop(k, ours.get(k)) for k in _DURABILITY}
         durability = {k: _DURABILITY[k](v) for k, v in durability.items() if v is not None}
-        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        client = client_from_url(rest, timeout=seconds, **options)
+        client = client_from_url(rest, timeout=timeout, **options)
         store = cls(client, prefix=prefix, timeout=timeout, **durability)
         store._owned = True
         return store

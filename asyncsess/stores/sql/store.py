@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
+from datetime import timedelta
 from typing import Any, Final, Self
 
 import anyio
@@ -21,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
+from ...exceptions import StoreError, StoreUnavailable
+from .._timeout import check_timeout
 from ..base import Record, RecordExists, Renewal, Store
 from .direct import DRIVERS, DirectReader
 from .engine import UNAVAILABLE, autocommit, engine_from_url, ensure_table, guarded
@@ -52,12 +54,11 @@ class SQLStore(Store):
         *,
         engine: AsyncEngine,
         table: str = DEFAULT_TABLE,
-        timeout: float = 5.0,
+        timeout: float | timedelta = 5.0,
         create_table: bool = True,
         direct_reads: bool = True,
     ) -> None:
-        if timeout <= 0:
-            raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
+        timeout = check_timeout(timeout, "SQLStore")
         self._owned = False
         self._opened = False
         self._open_lock = anyio.Lock()
@@ -90,7 +91,7 @@ class SQLStore(Store):
         url: str,
         *,
         table: str = DEFAULT_TABLE,
-        timeout: float = 5.0,
+        timeout: float | timedelta = 5.0,
         create_table: bool = True,
         direct_reads: bool = True,
         **engine_options: Any,
@@ -100,6 +101,7 @@ class SQLStore(Store):
         A bare ``sqlite://``, ``postgresql://``, ``mysql://`` or ``mariadb://`` URL
         gets its async driver (aiosqlite, asyncpg, asyncmy).
         """
+        timeout = check_timeout(timeout, "SQLStore")
         engine = engine_from_url(url, timeout=timeout, **engine_options)
         store = cls(
             engine=engine,
