@@ -69,7 +69,9 @@ class StoreError(AsyncsessError):
 
 
 class StoreUnavailable(StoreError):
-    """The store could not be reached, refused the connection or timed out."""
+    """The store could not be reached, refused the connection, timed out, or answered
+    that it cannot serve for now (starting up, shutting down, out of memory, read-only
+    after a failover): worth trying again later. Web apps answer 503."""
 
 
 class SessionConflict(AsyncsessError):

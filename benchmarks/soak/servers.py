@@ -151,7 +151,10 @@ class PostgresServer:
         self._user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _run(self, *command: str, timeout: float = 60.0) -> None:
-        subprocess.run([*self._user, *command], check=True, capture_output=True, timeout=timeout)
+        done = subprocess.run([*self._user, *command], capture_output=True, timeout=timeout)
+        if done.returncode:
+            said = (done.stderr or done.stdout).decode(errors="replace").strip()
+            raise RuntimeError(f"{command[0]} {command[1]} failed ({done.returncode}): {said}")
 
     def start(self) -> None:
         """``initdb`` (first time) and ``pg_ctl start``; returns once it accepts connections."""
@@ -176,6 +179,28 @@ class PostgresServer:
     def restart(self) -> None:
         """Stop at once (``-m immediate``: a crash, recovered from the WAL) and start again."""
         self._ctl("restart", "-m", "immediate", "-w")
+
+    def refuse_connections(self, refuse: bool = True) -> None:
+        """Restart as a standby with hot standby off: the server runs, recovering, and
+        refuses every connection with SQLSTATE 57P03 ("not accepting connections"), as
+        while it starts up. ``refuse=False`` restarts it as the primary it was."""
+        signal = self.data / "standby.signal"
+        self._ctl("stop", "-m", "fast", "-w")
+        if refuse:
+            signal.touch()
+            if self._user:
+                shutil.chown(signal, "postgres")
+            self._ctl("start", "-o", "-c hot_standby=off", "-W")  # never accepts: no wait
+            # listening, and refusing (not merely not there yet)
+            wait_until(self._rejecting, "PostgreSQL to refuse connections", timeout=30)
+        else:
+            signal.unlink()
+            self._ctl("start", "-w")
+
+    def _rejecting(self) -> bool:
+        # pg_isready: 0 accepting, 1 rejecting connections, 2 no response
+        ready = [_pg_bin("pg_isready"), "-q", "-h", HOST, "-p", str(self.port)]
+        return subprocess.run(ready, capture_output=True, timeout=10).returncode == 1
 
     def stop(self) -> None:
         """Stop the server (fast shutdown)."""

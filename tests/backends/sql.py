@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from asyncsess.exceptions import StoreUnavailable
 from asyncsess.stores.sql import SQLStore
+from benchmarks.soak.servers import PostgresServer
 
 from . import StoreSpec, unavailable
 
@@ -99,3 +100,16 @@ async def mariadb_store_spec() -> AsyncIterator[StoreSpec]:
         yield spec
     finally:
         await drop_table(spec.url, spec.options["table"])
+
+
+@pytest.fixture
+def private_postgresql() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of the test's own (``initdb``), which it may restart."""
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        unavailable("PostgreSQL's initdb and pg_ctl", "install the postgresql server package")
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -156,19 +156,6 @@ async def test_a_blackholed_postgresql_is_found_by_the_heartbeat(
         await eventually(lambda: _serving(mgr, token), within=10)
 
 
-@pytest.fixture
-def private_postgresql() -> Iterator[PostgresServer]:
-    """A PostgreSQL cluster of the test's own (``initdb``), which it may restart."""
-    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        unavailable("PostgreSQL's initdb and pg_ctl", "install the postgresql server package")
-    server = PostgresServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.slow
 async def test_a_restarted_postgresql_fails_closed_then_serves_again(
     private_postgresql: PostgresServer,

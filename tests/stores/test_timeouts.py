@@ -46,7 +46,9 @@ STORES: dict[str, Callable[[Any], Any]] = {
 OTHERS: dict[str, Callable[[Any], Any]] = {
     "Accounts on SQL": lambda t: Accounts("sqlite+aiosqlite://", timeout=t),
     "Accounts on MongoDB": lambda t: Accounts(MONGO, timeout=t),
-    "RateLimiter on Redis": lambda t: RateLimiter("5/minute", store=REDIS, secret=SECRET, timeout=t),
+    "RateLimiter on Redis": lambda t: RateLimiter(
+        "5/minute", store=REDIS, secret=SECRET, timeout=t
+    ),
 }
 
 
@@ -60,11 +62,11 @@ def test_a_timeout_that_is_not_positive_seconds_is_a_configuration_error(
 
 
 @pytest.mark.parametrize("build", STORES.values(), ids=list(STORES))
-@pytest.mark.parametrize("timeout", [2.5, "2.5", timedelta(seconds=2.5)], ids=repr)
+@pytest.mark.parametrize("seconds", [2.5, "2.5", timedelta(seconds=2.5)], ids=repr)
 async def test_seconds_as_a_number_a_string_or_a_timedelta(
-    build: Callable[[Any], Any], timeout: object
+    build: Callable[[Any], Any], seconds: object
 ) -> None:
-    store = build(timeout)
+    store = build(seconds)
     try:
         assert store.timeout == 2.5
     finally:

@@ -11,8 +11,15 @@ from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._deadline import Deadlines
@@ -20,12 +27,16 @@ from ..._slots import Slots
 from ...exceptions import ConfigurationError, StoreError, StoreUnavailable
 from .._timeout import check_timeout
 
-__all__ = ["UNAVAILABLE", "Caller", "client_from_url", "pool_slots"]
+__all__ = ["REFUSED_FOR_NOW", "UNAVAILABLE", "Caller", "client_from_url", "pool_slots"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 #: Driver errors that mean "Redis is not there right now".
 UNAVAILABLE = (OSError, RedisConnectionError, RedisClusterException)
+#: Server replies that mean "not now": a cluster without a quorum or mid-resharding
+#: (CLUSTERDOWN, MASTERDOWN, TRYAGAIN), a primary turned replica by a failover
+#: (READONLY), memory full (OOM).
+REFUSED_FOR_NOW = (ClusterDownError, TryAgainError, ReadOnlyError, OutOfMemoryError)
 
 
 def client_from_url(url: str, *, timeout: float, **options: Any) -> Redis | RedisCluster:
@@ -129,6 +140,10 @@ class Caller:
         except UNAVAILABLE as exc:
             raise StoreUnavailable(
                 f"{self.name} is unreachable: {type(exc).__name__}: {exc}"
+            ) from exc
+        except REFUSED_FOR_NOW as exc:
+            raise StoreUnavailable(
+                f"{self.name} cannot serve now: {type(exc).__name__}: {exc}"
             ) from exc
         except RedisError as exc:
             raise StoreError(f"{self.name} refused an operation: {exc}") from exc

@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...exceptions import StoreError, StoreUnavailable
-from .engine import UNAVAILABLE, guarded, reason
+from .engine import UNAVAILABLE, guarded, reason, refused_for_now
 
 __all__ = ["DRIVERS", "DirectReader"]
 
@@ -35,7 +35,11 @@ def _driver_unavailable(exc: Exception) -> bool:
     if isinstance(exc, TimeoutError):  # the call's deadline: no time for another try
         return False
     names = " ".join(k.__name__ for k in type(exc).__mro__)
-    return isinstance(exc, OSError) or any(n in names for n in _DRIVER_UNAVAILABLE)
+    return (
+        isinstance(exc, OSError)
+        or any(n in names for n in _DRIVER_UNAVAILABLE)
+        or refused_for_now(exc)
+    )
 
 
 class DirectReader:

@@ -26,6 +26,7 @@ __all__ = [
     "failure",
     "guarded",
     "reason",
+    "refused_for_now",
 ]
 
 #: The async driver filled in for a bare ``dialect://`` URL.
@@ -34,6 +35,10 @@ _DRIVERS: Final = dict(sqlite="aiosqlite", postgresql="asyncpg", mysql="asyncmy"
 _CONNECT_TIMEOUT: Final = dict(
     aiosqlite="timeout", asyncpg="timeout", asyncmy="connect_timeout", aiomysql="connect_timeout"
 )
+#: SQLSTATE classes that mean "not now": connection exception, insufficient resources
+#: (too many connections), operator intervention (shutting down, starting up, not yet
+#: accepting connections, a cancelled statement) and system error (I/O).
+_UNAVAILABLE_STATES: Final = ("08", "53", "57", "58")
 #: Failures that mean "the database is not there right now": retry later, fail closed.
 UNAVAILABLE: Final = (
     OSError,  # also builtin TimeoutError; drivers raise refused connections unwrapped
@@ -107,12 +112,25 @@ def reason(exc: BaseException) -> str:
 
 
 def failure(exc: BaseException, what: str) -> StoreError:
-    """The asyncsess error for an SQLAlchemy, sqlite3 or OS error during ``what``."""
+    """The asyncsess error for an SQLAlchemy, sqlite3 or OS error during ``what``.
+
+    :class:`StoreUnavailable` (try again later) for a server or connection that is
+    not there now, including PostgreSQL's refusals while it starts up, shuts down or
+    runs out of connections (SQLSTATE classes 08, 53, 57 and 58); otherwise
+    :class:`StoreError`.
+    """
     if isinstance(exc, UNAVAILABLE):
         return StoreUnavailable(f"{what} is unavailable: {reason(exc)}")
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, sa_exc.DBAPIError) and (exc.connection_invalidated or refused_for_now(exc)):
         return StoreUnavailable(f"{what} failed: {reason(exc)}")
     return StoreError(f"{what} failed: {reason(exc)}")
+
+
+def refused_for_now(exc: BaseException) -> bool:
+    """Whether a driver's error (raw, or wrapped by SQLAlchemy) carries an SQLSTATE that
+    means the server cannot serve now (see :data:`_UNAVAILABLE_STATES`)."""
+    error = getattr(exc, "orig", None) or exc
+    return str(getattr(error, "sqlstate", None) or "")[:2] in _UNAVAILABLE_STATES
 
 
 @contextmanager
