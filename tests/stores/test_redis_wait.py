@@ -177,7 +177,29 @@ async def test_on_a_cluster_each_write_waits_on_the_node_that_took_it(tmp_path: 
         cluster.stop()
 
 
-@pytest.mark.parametrize("options", [{"wait_replicas": -1}, {"wait_timeout": 0}])
-def test_bad_durability_options_are_refused(options: dict[str, float]) -> None:
-    with pytest.raises(ConfigurationError, match="wait_replicas"):
+@pytest.mark.parametrize(
+    "options",
+    [{"wait_replicas": -1}, {"wait_replicas": 1.5}, {"wait_timeout": 0}, {"wait_timeout": "x"}],
+    ids=repr,
+)
+def test_bad_durability_options_are_refused(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
         RedisStore(Redis(), **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "query", ["wait_replicas=x", "wait_replicas=-1", "wait_timeout=soon", "wait_timeout=0"]
+)
+def test_bad_durability_options_in_the_url_are_configuration_errors(query: str) -> None:
+    with pytest.raises(ConfigurationError, match=query.partition("=")[0]):
+        RedisStore.from_url(f"redis://127.0.0.1:6379/0?{query}")
+
+
+async def test_durability_options_from_the_url_take_effect() -> None:
+    url = "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=0.2"
+    options = {"prefix": unique_prefix()}
+    async with SessionManager(url, secret=SECRET, store_options=options) as mgr:
+        # the machine's Redis has no replica: a write waits 0.2 s for one, then fails
+        with pytest.raises(StoreUnavailable, match="replicas"):
+            await mgr.create("ann", DATA)
+        await mgr.store.wipe()

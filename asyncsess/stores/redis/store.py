@@ -41,9 +41,9 @@ sees it.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import timedelta
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, Final, Self, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -62,7 +62,7 @@ from .scripts import ms as _ms
 __all__ = ["RedisStore"]
 
 _CHUNK = 1000  # records one script deletes at most: Redis runs nothing else meanwhile
-_DURABILITY: dict[str, Callable[[Any], Any]] = {"wait_replicas": int, "wait_timeout": float}
+_DURABILITY: Final = ("wait_replicas", "wait_timeout")
 
 
 def _hash_tagged(prefix: str) -> bool:
@@ -97,13 +97,15 @@ class RedisStore(Keyspace, Store):
         prefix: str = "asyncsess:",
         timeout: float | timedelta = 5.0,
         wait_replicas: int = 0,
-        wait_timeout: float = 1.0,
+        wait_timeout: float | timedelta = 1.0,
     ) -> None:
         seconds = check_timeout(timeout, "RedisStore")
-        if type(wait_replicas) is not int or wait_replicas < 0 or not wait_timeout > 0:
+        wait_timeout = check_timeout(wait_timeout, "RedisStore", "wait_timeout")
+        if isinstance(wait_replicas, str) and wait_replicas.isdigit():  # from a URL query
+            wait_replicas = int(wait_replicas)
+        if type(wait_replicas) is not int or wait_replicas < 0:
             raise ConfigurationError(
-                "RedisStore wait_replicas must be an int >= 0 and wait_timeout > 0 seconds, "
-                f"not {wait_replicas!r} and {wait_timeout!r}"
+                f"RedisStore wait_replicas must be a whole number >= 0, not {wait_replicas!r}"
             )
         if not prefix:
             raise ConfigurationError("RedisStore prefix must be a non-empty str, e.g. 'asyncsess:'")
@@ -139,8 +141,8 @@ class RedisStore(Keyspace, Store):
         rest, ours = split_query(url, ("prefix", "timeout", *_DURABILITY))
         prefix = options.pop("prefix", ours.get("prefix", "asyncsess:"))
         timeout = check_timeout(options.pop("timeout", ours.get("timeout", 5.0)), "RedisStore")
-        durability = {k: options.pop(k, ours.get(k)) for k in _DURABILITY}
-        durability = {k: _DURABILITY[k](v) for k, v in durability.items() if v is not None}
+        found = {k: options.pop(k, ours.get(k)) for k in _DURABILITY}
+        durability = {k: v for k, v in found.items() if v is not None}
         client = client_from_url(rest, timeout=timeout, **options)
         store = cls(client, prefix=prefix, timeout=timeout, **durability)
         store._owned = True
