@@ -16,6 +16,8 @@ Environment variables (all optional):
 ``ASYNCSESS_DECODE_CACHE_BYTES``      about how much memory they may take, bytes
 ``ASYNCSESS_NEAR_CACHE``              live sessions kept in the near cache (``0``: off)
 ``ASYNCSESS_NEAR_CACHE_TTL``          the longest a near-cache entry is served, seconds
+``ASYNCSESS_TELEMETRY``               ``true``/``false``: report to OpenTelemetry (default:
+                                      whenever ``opentelemetry-api`` is installed)
 ====================================  ==============================================
 
 Mappings take the same settings by keyword name (``store``, ``secret``,
@@ -51,6 +53,7 @@ _KWARGS = frozenset(
         "max_sessions_per_user",
         "near_cache",
         "near_cache_ttl",
+        "telemetry",
     }
 )
 #: Settings that are a size (``int >= 0``); those in _OPTIONAL also take ``none``.
@@ -147,6 +150,8 @@ def settings_from_mapping(config: Mapping[str, Any]) -> dict[str, Any]:
         out.setdefault(name, value)
     if "privacy_mode" in out:
         out["privacy_mode"] = _flag(out["privacy_mode"], "privacy_mode")
+    if isinstance(out.get("telemetry"), str):  # else True, False, None or a Telemetry
+        out["telemetry"] = _flag(out["telemetry"], "telemetry")
     return out
 
 
@@ -161,8 +166,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
     for name in ("idle_timeout", "absolute_timeout", "sweep_interval", "near_cache_ttl"):
         if value := env.get(f"ASYNCSESS_{name.upper()}"):
             out[name] = duration(value, f"ASYNCSESS_{name.upper()}")
-    if value := env.get("ASYNCSESS_PRIVACY_MODE"):
-        out["privacy_mode"] = _flag(value, "ASYNCSESS_PRIVACY_MODE")
+    for name in ("privacy_mode", "telemetry"):
+        if value := env.get(f"ASYNCSESS_{name.upper()}"):
+            out[name] = _flag(value, f"ASYNCSESS_{name.upper()}")
     for name in _SIZES:
         if value := env.get(f"ASYNCSESS_{name.upper()}"):
             out[name] = _size(value.strip(), name)

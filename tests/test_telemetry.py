@@ -336,6 +336,50 @@ def test_a_global_sdk_configured_after_the_manager_is_picked_up() -> None:
     assert out == "asyncsess.validate True"
 
 
+def test_telemetry_is_switched_by_the_environment_and_a_mapping() -> None:
+    out = run("""
+        import anyio
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from asyncsess import ConfigurationError, SessionManager
+
+        spans = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(spans))
+        trace.set_tracer_provider(provider)
+
+        async def reported(mgr):
+            spans.clear()
+            async with mgr:
+                await mgr.validate(await mgr.create("alice", {"cart": [1, [2, 3]]}))
+            return sorted({s.name for s in spans.get_finished_spans()})
+
+        async def main():
+            print(await reported(SessionManager.from_env({})))
+            print(await reported(SessionManager.from_env({"ASYNCSESS_TELEMETRY": "false"})))
+            print(await reported(SessionManager.from_env({"ASYNCSESS_TELEMETRY": "on"})))
+            print(await reported(SessionManager.from_config({"telemetry": "off"})))
+            print(await reported(SessionManager.from_config({"telemetry": False})))
+            try:
+                SessionManager.from_env({"ASYNCSESS_TELEMETRY": "sometimes"})
+            except ConfigurationError as exc:
+                print(exc)
+
+        anyio.run(main)
+    """)
+    on = "['asyncsess.create', 'asyncsess.validate']"
+    assert out.splitlines() == [
+        on,
+        "[]",
+        on,
+        "[]",
+        "[]",
+        "ASYNCSESS_TELEMETRY must be true or false, not 'sometimes'",
+    ]
+
+
 def test_without_the_api_nothing_is_reported_and_asking_for_it_says_what_to_install() -> None:
     out = run("""
         import sys
